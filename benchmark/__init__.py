@@ -1,0 +1,1 @@
+"""The M3EL benchmark: metrics, baselines, training and evaluation scripts."""

@@ -1,0 +1,31 @@
+"""Shared pytest set-up: every test runs offline and seeded."""
+
+import os
+import random
+
+import pytest
+
+# No hub can be reached here or in CI: make every library fail fast instead of retrying the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Seed Python, NumPy and torch before each test so results do not depend on test order."""
+    random.seed(0)
+    try:
+        import numpy as np
+
+        np.random.seed(0)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
