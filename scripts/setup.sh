@@ -3,5 +3,5 @@
 # wheels), then this package in editable mode with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "torch==2.13.0"
+python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".[test]"

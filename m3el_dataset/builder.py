@@ -1,0 +1,113 @@
+"""A `datasets` builder over a local copy of the raw release, for users who do not want to export first.
+
+    from m3el_dataset import M3ELBuilder
+
+    builder = M3ELBuilder(config_name="Tm-Ie", data_dir="/path/to/M3EL")
+    builder.download_and_prepare()
+    validation = builder.as_dataset(split="validation")
+
+It offers the same configs, splits and rows as the exported folder, because both go through `iter_release_rows`
+and `config_columns`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .constants import SPLITS, TOPICS, parse_task
+from .release import find_release_files
+from .report import BuildReport
+from .rows import CONFIG_NAMES, KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_features, iter_release_rows, kb_rows
+from .splits import split_of
+
+logger = logging.getLogger(__name__)
+
+_DESCRIPTION = "M3EL: multi-modal entity linking over nine modality tasks and five topics (read from the release)."
+
+
+@dataclass
+class M3ELConfig(datasets.BuilderConfig):
+    """BuilderConfig for M3EL.
+
+    Args:
+        skip_invalid (`bool`, defaults to `False`): skip malformed records (logged) instead of raising.
+        decode_check (`bool`, defaults to `True`): decode each image once; corrupt ones become empty cells.
+    """
+
+    skip_invalid: bool = False
+    decode_check: bool = True
+
+
+def _description(name: str) -> str:
+    if name == KB_CONFIG:
+        return "Every candidate entity once (qid, name, description, text, image)."
+    if name == MENTIONS_CONFIG:
+        return "All columns of every mention."
+    parse_task(name)
+    return f"Task {name}: the columns its mention and entity modalities need."
+
+
+class M3ELBuilder(datasets.GeneratorBasedBuilder):
+    """Builds any M3EL config from the raw release folder given as ``data_dir``."""
+
+    BUILDER_CONFIG_CLASS = M3ELConfig
+    BUILDER_CONFIGS = [M3ELConfig(name=name, description=_description(name)) for name in CONFIG_NAMES]
+    DEFAULT_CONFIG_NAME = MENTIONS_CONFIG
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(description=_DESCRIPTION, features=config_features(self.config.name))
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        if not self.config.data_dir:
+            raise ValueError(
+                "M3ELBuilder needs the release folder: pass data_dir=PATH (the folder the archive unpacks to)."
+            )
+        files = [str(path) for path in find_release_files(self.config.data_dir)]
+        split_names = [KB_SPLIT] if self.config.name == KB_CONFIG else [*SPLITS, *TOPICS]
+        return [datasets.SplitGenerator(name=name, gen_kwargs={"files": files, "split": name}) for name in split_names]
+
+    def _generate_examples(self, files: list[str], split: str):
+        report = BuildReport()
+        keep = config_features(self.config.name)
+        seen_entities: set[str] = set()
+        rows = iter_release_rows(
+            self.config.data_dir,
+            skip_invalid=self.config.skip_invalid,
+            decode_check=self.config.decode_check,
+            report=report,
+            files=[Path(file) for file in files],
+            keep=_split_filter(split),
+        )
+        for row in rows:
+            if self.config.name != KB_CONFIG:
+                yield row["id"], {column: row[column] for column in keep}
+                continue
+            for entity in kb_rows(row):
+                if entity["qid"] not in seen_entities:
+                    seen_entities.add(entity["qid"])
+                    yield entity["qid"], entity
+        _log_report(split, report)
+
+
+def _split_filter(split: str):
+    """Which records a split holds, decided before their images are read."""
+    if split == KB_SPLIT:
+        return None
+    if split in TOPICS:
+        return lambda record: record.topic == split
+    return lambda record: split_of(record.id) == split
+
+
+def _log_report(split: str, report: BuildReport) -> None:
+    for skip in report.skipped_records:
+        logger.warning("Skipped %s record %s (field %s): %s", skip.file, skip.index, skip.field, skip.problem)
+    for problem in report.image_problems:
+        logger.warning("Empty image cell in %s (%s): %s %s", problem.record_id, problem.role, problem.status,
+                       problem.detail)  # fmt: skip
+    if report.skipped_records or report.image_problems:
+        logger.warning("Split %s: %d records skipped, image problems %s", split, len(report.skipped_records),
+                       report.image_problem_counts())  # fmt: skip

@@ -1,0 +1,120 @@
+"""The ``m3el-dataset`` command: build, inspect and upload M3EL in its Hub layout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .export import ExportConfig, export_release
+from .parquet_shards import ShardLimits
+from .stats import compute_statistics, format_statistics
+
+logger = logging.getLogger(__name__)
+
+
+def _size(text: str) -> int:
+    """Parse ``500MB``, ``2GB``, ``64KiB`` or a plain number of bytes."""
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
+    lowered = text.strip().lower()
+    for unit, factor in units.items():
+        if lowered.endswith(unit) and lowered[: -len(unit)].strip().replace(".", "", 1).isdigit():
+            return int(float(lowered[: -len(unit)]) * factor)
+    if lowered.isdigit():
+        return int(lowered)
+    raise argparse.ArgumentTypeError(f"invalid size {text!r}; write e.g. 500MB, 2GB or a number of bytes")
+
+
+def _build(args: argparse.Namespace) -> int:
+    limits = ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows)
+    config = ExportConfig(
+        skip_invalid=args.skip_invalid,
+        num_proc=args.num_proc,
+        decode_check=not args.no_decode_check,
+        overwrite=args.overwrite,
+        repo_id=args.repo_id,
+        license=args.license,
+        limits=limits,
+    )
+    result = export_release(args.raw_dir, args.out_dir, config)
+    report = result.report
+    print(f"Wrote {result.statistics.total.mentions} mentions, {result.num_kb_entities} KB entities and "
+          f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
+    for skip in report.skipped_records:
+        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
+    for problem in report.image_problems:
+        print(f"empty image: {problem.record_id} ({problem.role}) {problem.status}: {problem.path}")
+    print(f"Build report: {result.out_dir / 'build_report.json'}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    statistics = compute_statistics(args.path, skip_invalid=args.skip_invalid)
+    print(json.dumps(statistics.to_dict(), indent=1) if args.json else format_statistics(statistics))
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import plan_upload, push_folder
+
+    if args.dry_run:
+        plan = plan_upload(args.out_dir)
+        for name, size in plan.files:
+            print(f"{size:>12,}  {name}")
+        print(f"{len(plan.files)} files, {plan.total_bytes:,} bytes would go to datasets/{args.repo_id}")
+        return 0
+    plan = push_folder(args.out_dir, args.repo_id, private=args.private, revision=args.revision)
+    print(f"Uploaded {len(plan.files)} files to https://huggingface.co/datasets/{args.repo_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``m3el-dataset``."""
+    parser = argparse.ArgumentParser(prog="m3el-dataset", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="build a Hub folder (Parquet shards + card) from a raw release")
+    build.add_argument("raw_dir", help="the folder the release archive unpacks to (the /M3EL/ of its image paths)")
+    build.add_argument("out_dir", help="the folder to write, ready for 'm3el-dataset push'")
+    build.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
+    build.add_argument("--num-proc", type=int, default=1, help="processes reading and checking images")
+    build.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
+    build.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
+    build.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
+    build.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    build.add_argument("--repo-id", default="<org>/m3el", help="repository named in the card's examples")
+    build.add_argument("--license", default="unknown", help="licence field of the card")
+    build.set_defaults(handler=_build)
+
+    stats = commands.add_parser("stats", help="print statistics of a raw release or an exported folder")
+    stats.add_argument("path")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    stats.add_argument("--skip-invalid", action="store_true", help="(raw release) skip malformed records")
+    stats.set_defaults(handler=_stats)
+
+    push = commands.add_parser("push", help="upload an exported folder to a Hub dataset repository (resumable)")
+    push.add_argument("out_dir")
+    push.add_argument("repo_id", help="e.g. my-org/m3el")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", default=None, help="branch to upload to")
+    push.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    push.set_defaults(handler=_push)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``m3el-dataset``; user errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"m3el-dataset {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

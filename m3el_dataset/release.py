@@ -1,0 +1,236 @@
+"""Reader of the original M3EL release: per-topic JSON or JSON Lines files of mention records.
+
+The format follows the release's README (see ``shared/m3el-release-format.md``). Records are validated field by
+field; a malformed one raises `ReleaseRecordError` naming the file, the record index and the field, unless the
+caller asks to skip such records, in which case each skip is listed in the `BuildReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .constants import TOPICS
+from .report import BuildReport
+
+logger = logging.getLogger(__name__)
+
+RECORD_FILE_SUFFIXES = (".json", ".jsonl")
+_TOPIC_ALIASES = {**{topic: topic for topic in TOPICS}, "movie": "movies", "book": "books", "sport": "sports"}
+_IMAGE_FOLDER = re.compile(r"^/?(?:M3EL/)?([A-Za-z]+)_candidates_images/")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A record's ``image`` triple: original file name, source URL and the local path inside the release."""
+
+    original_name: str
+    url: str
+    local_path: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate entity of a mention."""
+
+    qid: str
+    name: str
+    description: str
+    image: ImageRef
+
+
+@dataclass(frozen=True)
+class MentionRecord:
+    """One validated mention record, with where it came from (``source_file`` relative to the release folder)."""
+
+    topic: str
+    index: int
+    source_file: str
+    qid: str
+    name: str
+    description: str
+    sentence: str
+    image: ImageRef
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """Stable id: the record file's path without extension, and the record's position in it."""
+        return f"{Path(self.source_file).with_suffix('').as_posix()}-{self.index:06d}"
+
+    @property
+    def label(self) -> int:
+        """Index of the gold entity among the candidates, ``-1`` when it is not among them."""
+        return next((i for i, candidate in enumerate(self.candidates) if candidate.qid == self.qid), -1)
+
+
+class ReleaseRecordError(ValueError):
+    """A record (or a whole file) of the release that cannot be read as the format describes."""
+
+    def __init__(self, source_file: str, index: int | None, field_name: str | None, problem: str):
+        self.source_file, self.index, self.field_name, self.problem = source_file, index, field_name, problem
+        where = source_file if index is None else f"{source_file}, record {index}"
+        if field_name:
+            where += f", field {field_name!r}"
+        super().__init__(f"{where}: {problem}. Fix the release or pass --skip-invalid (skip_invalid=True) to skip it.")
+
+
+def find_release_files(raw_dir: str | os.PathLike) -> list[Path]:
+    """The record files of a release folder (``*.json`` and ``*.jsonl``, image folders excluded), sorted."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"Release folder {raw_dir} does not exist; pass the folder the archive unpacks to.")
+    files = sorted(
+        path
+        for path in raw_dir.rglob("*")
+        if path.suffix.lower() in RECORD_FILE_SUFFIXES
+        and path.is_file()
+        and not any(part.endswith("_candidates_images") or part.startswith(".") for part in path.parts[-4:-1])
+    )
+    if not files:
+        raise FileNotFoundError(f"No record files (*.json, *.jsonl) found in {raw_dir}.")
+    return files
+
+
+def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, parsed JSON value)`` for each record of a JSON array or JSON Lines file.
+
+    A line of JSON Lines that does not parse yields a `ReleaseRecordError` as its value, so that the caller can
+    skip that record alone; a file that cannot be read or parsed at all raises it.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            first = file.read(1)
+            while first and first.isspace():
+                first = file.read(1)
+            if first == "[":
+                file.seek(0)
+                records = json.load(file)
+                yield from enumerate(records)
+                return
+            file.seek(0)
+            index = 0
+            for line in file:
+                if not line.strip():
+                    continue
+                try:
+                    yield index, json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield index, ReleaseRecordError(display_name, index, None, f"invalid JSON ({error})")
+                index += 1
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
+
+
+def _require(record: Any, key: str, expected: type, where: tuple[str, int], prefix: str = "") -> Any:
+    if not isinstance(record, dict):
+        got = type(record).__name__
+        raise ReleaseRecordError(*where, prefix.rstrip(".") or None, f"expected an object, got {got}")
+    if key not in record:
+        raise ReleaseRecordError(*where, prefix + key, "missing field")
+    value = record[key]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ReleaseRecordError(*where, prefix + key, f"expected {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _parse_image(value: Any, where: tuple[str, int], name: str) -> ImageRef:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(isinstance(v, str) for v in value):
+        raise ReleaseRecordError(*where, name, "expected [original file name, source URL, local path] as 3 strings")
+    return ImageRef(*value)
+
+
+def _parse_candidate(value: Any, where: tuple[str, int], position: int) -> Candidate:
+    prefix = f"candidates[{position}]."
+    fields = {key: _require(value, key, str, where, prefix) for key in ("Qid", "name", "description")}
+    image = _parse_image(_require(value, "image", list, where, prefix), where, prefix + "image")
+    return Candidate(qid=fields["Qid"], name=fields["name"], description=fields["description"], image=image)
+
+
+def topic_of(image: ImageRef, source_file: str) -> str | None:
+    """The record's topic: the prefix of its image folder (``movies_candidates_images``), else its file's name."""
+    match = _IMAGE_FOLDER.match(image.local_path.replace("\\", "/"))
+    if match and match.group(1).lower() in _TOPIC_ALIASES:
+        return _TOPIC_ALIASES[match.group(1).lower()]
+    for token in re.split(r"[^a-z]+", Path(source_file).stem.lower()):
+        if token in _TOPIC_ALIASES:
+            return _TOPIC_ALIASES[token]
+    return None
+
+
+def parse_record(value: Any, source_file: str, index: int) -> MentionRecord:
+    """Validate one raw record and return it as a `MentionRecord`; raise `ReleaseRecordError` if malformed."""
+    where = (source_file, index)
+    fields = {key: _require(value, key, str, where) for key in ("Qid", "name", "description", "sentence")}
+    if not fields["Qid"].strip():
+        raise ReleaseRecordError(*where, "Qid", "empty gold Qid")
+    image = _parse_image(_require(value, "image", list, where), where, "image")
+    raw_candidates = _require(value, "candidates", list, where)
+    if not raw_candidates:
+        raise ReleaseRecordError(*where, "candidates", "no candidates")
+    candidates = [_parse_candidate(candidate, where, i) for i, candidate in enumerate(raw_candidates)]
+    topic = topic_of(image, source_file)
+    if topic is None:
+        raise ReleaseRecordError(
+            *where, "image", f"no topic: neither the image folder nor the file name names one of {', '.join(TOPICS)}"
+        )
+    return MentionRecord(
+        topic=topic,
+        index=index,
+        source_file=source_file,
+        qid=fields["Qid"],
+        name=fields["name"],
+        description=fields["description"],
+        sentence=fields["sentence"],
+        image=image,
+        candidates=candidates,
+    )
+
+
+def iter_file_records(
+    path: Path, raw_dir: Path, *, skip_invalid: bool = False, report: BuildReport | None = None
+) -> Iterator[MentionRecord]:
+    """Validated records of one record file; malformed ones raise or, with ``skip_invalid``, are reported."""
+    display_name = path.relative_to(raw_dir).as_posix()
+    try:
+        for index, value in read_raw_records(path, display_name):
+            try:
+                if isinstance(value, ReleaseRecordError):
+                    raise value
+                yield parse_record(value, display_name, index)
+            except ReleaseRecordError as error:
+                if not skip_invalid:
+                    raise
+                if report is not None:
+                    report.add_skip(error)
+    except ReleaseRecordError as error:
+        if not skip_invalid or error.index is not None:
+            raise
+        if report is not None:
+            report.add_skip(error)
+
+
+def iter_release(
+    raw_dir: str | os.PathLike,
+    *,
+    skip_invalid: bool = False,
+    report: BuildReport | None = None,
+    files: list[Path] | None = None,
+) -> Iterator[MentionRecord]:
+    """Stream the validated mention records of a release folder, file by file in sorted order.
+
+    Args:
+        raw_dir: the folder the release archive unpacks to (the ``/M3EL/`` of its image paths).
+        skip_invalid: skip malformed records (and unreadable files) instead of raising `ReleaseRecordError`.
+        report: where skips are listed (a `BuildReport`), when given.
+        files: a subset of `find_release_files(raw_dir)` to read (used to shard work across processes).
+    """
+    raw_dir = Path(raw_dir)
+    for path in files if files is not None else find_release_files(raw_dir):
+        yield from iter_file_records(path, raw_dir, skip_invalid=skip_invalid, report=report)

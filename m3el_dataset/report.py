@@ -1,0 +1,96 @@
+"""The build report: every skipped record and every image that could not be used, listed, never silently lost."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .images import LoadedImage
+    from .release import ReleaseRecordError
+
+REPORT_FILE_NAME = "build_report.json"
+
+
+@dataclass
+class SkippedRecord:
+    """A record (or a whole file, ``index`` None) left out with ``--skip-invalid``, and why."""
+
+    file: str
+    index: int | None
+    field: str | None
+    problem: str
+
+
+@dataclass
+class ImageProblem:
+    """An image referenced by a record that became an empty cell: missing, unreadable or outside the folder."""
+
+    record_id: str
+    role: str  # "mention" or "candidate <position>"
+    path: str
+    status: str
+    detail: str
+
+
+@dataclass
+class BuildReport:
+    """What a build skipped or could not use. ``images_ok`` counts the image cells that hold bytes."""
+
+    skipped_records: list[SkippedRecord] = field(default_factory=list)
+    image_problems: list[ImageProblem] = field(default_factory=list)
+    images_ok: int = 0
+
+    def add_skip(self, error: ReleaseRecordError) -> None:
+        """List a record skipped because of ``error``."""
+        self.skipped_records.append(SkippedRecord(error.source_file, error.index, error.field_name, error.problem))
+
+    def add_image(self, record_id: str, role: str, image: LoadedImage) -> None:
+        """Count a usable image, or list why ``image`` could not be used."""
+        if image.data is not None:
+            self.images_ok += 1
+        else:
+            self.image_problems.append(ImageProblem(record_id, role, image.path, image.status.value, image.detail))
+
+    def merge(self, other: BuildReport) -> None:
+        """Add ``other``'s entries (from another worker process) to this report."""
+        self.skipped_records.extend(other.skipped_records)
+        self.image_problems.extend(other.image_problems)
+        self.images_ok += other.images_ok
+
+    def image_problem_counts(self) -> dict[str, int]:
+        """How many images are missing, unreadable or outside the folder."""
+        counts = Counter(problem.status for problem in self.image_problems)
+        return {status: counts.get(status, 0) for status in ("missing", "unreadable", "outside_folder")}
+
+    def to_dict(self) -> dict:
+        return {
+            "images_ok": self.images_ok,
+            "image_problem_counts": self.image_problem_counts(),
+            "skipped_records": [asdict(skip) for skip in self.skipped_records],
+            "image_problems": [asdict(problem) for problem in self.image_problems],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BuildReport:
+        return cls(
+            skipped_records=[SkippedRecord(**skip) for skip in data.get("skipped_records", [])],
+            image_problems=[ImageProblem(**problem) for problem in data.get("image_problems", [])],
+            images_ok=data.get("images_ok", 0),
+        )
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the report as ``build_report.json`` in ``folder``."""
+        path = Path(folder) / REPORT_FILE_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> BuildReport | None:
+        """Read ``build_report.json`` from ``folder``, or ``None`` when there is none."""
+        path = Path(folder) / REPORT_FILE_NAME
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None

@@ -1,0 +1,199 @@
+"""The row schema of M3EL on the Hub, and the one function that turns a release record into a row.
+
+Every path to the data (the Parquet export and the `datasets` builder) goes through `record_to_row`, and every
+config is a projection of the same columns (`config_columns`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .constants import TASKS, TEXT_FORMATS, parse_task
+from .images import ImageResolver, release_image_root
+from .release import MentionRecord, iter_release
+from .report import BuildReport
+from .splits import split_of
+from .text_formats import entity_text, format_mention_texts, mention_parts
+
+MENTIONS_CONFIG = "mentions"
+KB_CONFIG = "kb"
+KB_SPLIT = "kb"
+CONFIG_NAMES: tuple[str, ...] = (*TASKS, MENTIONS_CONFIG, KB_CONFIG)
+
+
+def text_column(text_format: str) -> str:
+    """The column holding the mention text in ``text_format`` (e.g. ``text_M-S1``)."""
+    return f"text_{text_format}"
+
+
+TEXT_COLUMNS: tuple[str, ...] = tuple(text_column(name) for name in TEXT_FORMATS)
+MENTION_TEXT_COLUMNS: tuple[str, ...] = ("mention_name", "sentence", "sentence1", "gold_description", *TEXT_COLUMNS)
+ENTITY_TEXT_COLUMNS: tuple[str, ...] = ("candidate_names", "candidate_descriptions", "candidate_texts")
+COMMON_COLUMNS: tuple[str, ...] = ("id", "topic", "split", "gold_qid", "candidate_qids", "label")
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "topic": datasets.Value("string"),
+        "split": datasets.Value("string"),
+        "mention_name": datasets.Value("string"),
+        "sentence": datasets.Value("string"),
+        "sentence1": datasets.Value("string"),
+        "gold_description": datasets.Value("string"),
+        **{column: datasets.Value("string") for column in TEXT_COLUMNS},
+        "mention_image": datasets.Image(),
+        "gold_qid": datasets.Value("string"),
+        "candidate_qids": datasets.List(datasets.Value("string")),
+        "candidate_names": datasets.List(datasets.Value("string")),
+        "candidate_descriptions": datasets.List(datasets.Value("string")),
+        "candidate_texts": datasets.List(datasets.Value("string")),
+        "candidate_images": datasets.List(datasets.Image()),
+        "label": datasets.Value("int32"),
+    }
+)
+"""All columns of a mention row (the ``mentions`` config). Empty image cells are ``None``."""
+
+KB_FEATURES = datasets.Features(
+    {
+        "qid": datasets.Value("string"),
+        "name": datasets.Value("string"),
+        "description": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "image": datasets.Image(),
+    }
+)
+"""The ``kb`` config: each candidate entity once (first occurrence in release order)."""
+
+
+def config_columns(config_name: str) -> list[str]:
+    """The columns of a config, in schema order: a task keeps only what its modalities need."""
+    if config_name == KB_CONFIG:
+        return list(KB_FEATURES)
+    if config_name == MENTIONS_CONFIG:
+        return list(FEATURES)
+    spec = parse_task(config_name) if config_name in TASKS else None
+    if spec is None:
+        raise ValueError(f"Unknown config {config_name!r}; choose one of {', '.join(CONFIG_NAMES)}.")
+    wanted = set(COMMON_COLUMNS)
+    if spec.mention_text:
+        wanted.update(MENTION_TEXT_COLUMNS)
+    if spec.mention_image:
+        wanted.add("mention_image")
+    if spec.entity_text:
+        wanted.update(ENTITY_TEXT_COLUMNS)
+    if spec.entity_image:
+        wanted.add("candidate_images")
+    return [column for column in FEATURES if column in wanted]
+
+
+def config_features(config_name: str) -> datasets.Features:
+    """The `datasets.Features` of a config."""
+    source = KB_FEATURES if config_name == KB_CONFIG else FEATURES
+    return datasets.Features({column: source[column] for column in config_columns(config_name)})
+
+
+def record_to_row(record: MentionRecord, images: ImageResolver, report: BuildReport | None = None) -> dict[str, Any]:
+    """Turn a validated record into a row of `FEATURES`, reading its images (bytes as stored, never re-encoded).
+
+    Images that are missing, unreadable or outside the release folder become ``None`` cells and are listed in
+    ``report``.
+    """
+    parts = mention_parts(record.name, record.sentence, record.description)
+    texts = format_mention_texts(parts)
+    mention_image = images.load(record.image.local_path)
+    candidate_images = [images.load(candidate.image.local_path) for candidate in record.candidates]
+    if report is not None:
+        report.add_image(record.id, "mention", mention_image)
+        for position, image in enumerate(candidate_images):
+            report.add_image(record.id, f"candidate {position}", image)
+    return {
+        "id": record.id,
+        "topic": record.topic,
+        "split": split_of(record.id),
+        "mention_name": parts["M"],
+        "sentence": parts["S"],
+        "sentence1": parts["S1"],
+        "gold_description": parts["D"],
+        **{text_column(name): text for name, text in texts.items()},
+        "mention_image": mention_image.to_cell(),
+        "gold_qid": record.qid,
+        "candidate_qids": [candidate.qid for candidate in record.candidates],
+        "candidate_names": [candidate.name for candidate in record.candidates],
+        "candidate_descriptions": [candidate.description for candidate in record.candidates],
+        "candidate_texts": [entity_text(candidate.name, candidate.description) for candidate in record.candidates],
+        "candidate_images": [image.to_cell() for image in candidate_images],
+        "label": record.label,
+    }
+
+
+def kb_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `KB_FEATURES` rows of a mention row's candidates (deduplication is the caller's job)."""
+    return [
+        {"qid": qid, "name": name, "description": description, "text": text, "image": image}
+        for qid, name, description, text, image in zip(
+            row["candidate_qids"],
+            row["candidate_names"],
+            row["candidate_descriptions"],
+            row["candidate_texts"],
+            row["candidate_images"],
+            strict=True,
+        )
+    ]
+
+
+def project_row(row: dict[str, Any], config_name: str) -> dict[str, Any]:
+    """Keep the columns of ``config_name`` only."""
+    return {column: row[column] for column in config_columns(config_name)}
+
+
+_WORKER_IMAGES: ImageResolver | None = None
+
+
+def _init_worker(image_root: str, decode_check: bool) -> None:
+    global _WORKER_IMAGES
+    _WORKER_IMAGES = ImageResolver(image_root, decode_check=decode_check)
+
+
+def _worker_row(record: MentionRecord) -> tuple[dict[str, Any], BuildReport]:
+    report = BuildReport()
+    return record_to_row(record, _WORKER_IMAGES, report), report
+
+
+def iter_release_rows(
+    raw_dir: str | os.PathLike,
+    *,
+    skip_invalid: bool = False,
+    decode_check: bool = True,
+    num_proc: int = 1,
+    report: BuildReport | None = None,
+    files: list[Path] | None = None,
+    keep: Callable[[MentionRecord], bool] | None = None,
+    window: int = 256,
+) -> Iterator[dict[str, Any]]:
+    """Stream the rows of a raw release in release order; with ``num_proc`` > 1, images are read in parallel.
+
+    ``keep`` selects records before their images are read. Records are handed to the worker processes ``window``
+    at a time, so memory stays bounded whatever the size of the release.
+    """
+    image_root = release_image_root(raw_dir)
+    records = iter_release(raw_dir, skip_invalid=skip_invalid, report=report, files=files)
+    if keep is not None:
+        records = filter(keep, records)
+    if num_proc <= 1:
+        images = ImageResolver(image_root, decode_check=decode_check)
+        for record in records:
+            yield record_to_row(record, images, report)
+        return
+    with multiprocessing.Pool(num_proc, initializer=_init_worker, initargs=(str(image_root), decode_check)) as pool:
+        while chunk := list(islice(records, window)):
+            for row, row_report in pool.map(_worker_row, chunk, chunksize=max(1, len(chunk) // (4 * num_proc))):
+                if report is not None:
+                    report.merge(row_report)
+                yield row

@@ -1,0 +1,158 @@
+"""Statistics of M3EL in the layout of the paper's Table 3, plus gold positions and a data-quality section.
+
+The same `StatisticsAccumulator` runs over rows during the Hub export (the card's figures) and over a raw
+release or an exported folder (``m3el-dataset stats PATH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .constants import SPLITS, TOPICS
+from .report import BuildReport
+from .rows import iter_release_rows
+from .text_formats import collapse_whitespace
+
+STATS_COLUMNS = (
+    "topic", "split", "mention_name", "sentence", "label", "candidate_qids", "candidate_names",
+    "mention_image", "candidate_images",
+)  # fmt: skip
+
+
+@dataclass
+class TopicStatistics:
+    """Counts for one topic (or for all of them)."""
+
+    documents: int = 0
+    mentions: int = 0
+    candidates: int = 0
+    images: int = 0
+    gold_first: int = 0
+    gold_elsewhere: int = 0
+    gold_absent: int = 0
+    surface_differs: int = 0
+    mention_image_is_gold_image: int = 0
+    splits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+
+
+@dataclass
+class DatasetStatistics:
+    """Per-topic and overall statistics, with the data-quality counts of the build report."""
+
+    topics: dict[str, TopicStatistics]
+    total: TopicStatistics
+    quality: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topics": {k: asdict(v) for k, v in self.topics.items()}, "all": asdict(self.total), **self.quality}
+
+
+class StatisticsAccumulator:
+    """Adds rows (dicts with at least `STATS_COLUMNS`) one at a time; memory grows with documents, not images."""
+
+    def __init__(self) -> None:
+        self.topics = {topic: TopicStatistics() for topic in TOPICS}
+        self._documents: dict[str, set[bytes]] = {topic: set() for topic in TOPICS}
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one mention row."""
+        stats = self.topics[row["topic"]]
+        stats.mentions += 1
+        stats.splits[row["split"]] += 1
+        stats.candidates += len(row["candidate_qids"])
+        stats.images += sum(cell is not None for cell in [row["mention_image"], *row["candidate_images"]])
+        # A document is a distinct context: several mentions of the paper's Table 3 share one.
+        self._documents[row["topic"]].add(hashlib.blake2b(row["sentence"].encode(), digest_size=12).digest())
+        label = row["label"]
+        if label < 0:
+            stats.gold_absent += 1
+            return
+        stats.gold_first += label == 0
+        stats.gold_elsewhere += label > 0
+        stats.surface_differs += row["mention_name"] != collapse_whitespace(row["candidate_names"][label])
+        mention_image, gold_image = row["mention_image"], row["candidate_images"][label]
+        if mention_image is not None and gold_image is not None:
+            stats.mention_image_is_gold_image += mention_image["bytes"] == gold_image["bytes"]
+
+    def result(self, report: BuildReport | None) -> DatasetStatistics:
+        """The statistics so far, with the quality counts of ``report`` (``-1`` where no report is known)."""
+        total = TopicStatistics()
+        for topic, stats in self.topics.items():
+            stats.documents = len(self._documents[topic])
+            for name, value in asdict(stats).items():
+                if name == "splits":
+                    for split, count in value.items():
+                        total.splits[split] += count
+                else:
+                    setattr(total, name, getattr(total, name) + value)
+        if report is None:
+            quality = {"missing_images": -1, "unreadable_images": -1, "outside_folder_images": -1}
+            quality["skipped_records"] = -1
+        else:
+            counts = report.image_problem_counts()
+            quality = {f"{status}_images": count for status, count in counts.items()}
+            quality["skipped_records"] = len(report.skipped_records)
+        return DatasetStatistics(topics=dict(self.topics), total=total, quality=quality)
+
+
+def iter_exported_rows(folder: str | os.PathLike, columns: Iterable[str] = STATS_COLUMNS) -> Iterator[dict]:
+    """Stream the mention rows of an exported folder (``data/<topic>/<split>-*.parquet``), batch by batch."""
+    shards = sorted(Path(folder).glob("data/*/*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"No Parquet shards in {folder}/data: give a folder that 'm3el-dataset build' wrote.")
+    for shard in shards:
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=256, columns=list(columns)):
+            yield from batch.to_pylist()
+
+
+def compute_statistics(path: str | os.PathLike, *, skip_invalid: bool = False) -> DatasetStatistics:
+    """Statistics of an exported folder (it has ``data/``) or of a raw release folder."""
+    path = Path(path)
+    accumulator = StatisticsAccumulator()
+    if (path / "data").is_dir() and any((path / "data").glob("*/*.parquet")):
+        report = BuildReport.load(path)
+        for row in iter_exported_rows(path):
+            accumulator.add(row)
+        return accumulator.result(report)
+    report = BuildReport()
+    for row in iter_release_rows(path, skip_invalid=skip_invalid, report=report):
+        accumulator.add(row)
+    return accumulator.result(report)
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def format_statistics(stats: DatasetStatistics) -> str:
+    """Markdown tables: the paper's Table 3 layout, gold positions and data quality."""
+    rows = [*stats.topics.items(), ("all", stats.total)]
+    lines = [
+        "| Topic | Documents | Mentions | Candidates | Images | Train | Validation | Test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, topic in rows:
+        counts = [topic.documents, topic.mentions, topic.candidates, topic.images, *topic.splits.values()]
+        lines.append(f"| {name} | " + " | ".join(f"{count:,}" for count in counts) + " |")
+    lines += ["", "| Topic | Gold first | Gold elsewhere | Gold absent | Surface ≠ gold name | Image = gold's |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, topic in rows:
+        present = topic.gold_first + topic.gold_elsewhere
+        shares = [
+            _percent(topic.gold_first, topic.mentions),
+            _percent(topic.gold_elsewhere, topic.mentions),
+            _percent(topic.gold_absent, topic.mentions),
+            _percent(topic.surface_differs, present),
+            _percent(topic.mention_image_is_gold_image, present),
+        ]
+        lines.append(f"| {name} | " + " | ".join(shares) + " |")
+    lines += ["", "Data quality: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.quality.items())]
+    lines.append("(surface and image shares are among mentions whose gold is a candidate; -1: no build report found)")
+    return "\n".join(lines)
