@@ -30,6 +30,7 @@ class HttpSettings:
         max_concurrency (`int`, *optional*, defaults to 4): requests in flight per host.
         max_redirects (`int`, *optional*, defaults to 5): redirects followed per request.
         use_cache (`bool`, *optional*, defaults to `True`): keep successful API answers in an on-disk cache.
+        cache_ttl_s (`float`, *optional*, defaults to 7 days): cached answers older than this are fetched again.
         cache_dir (`Path`, *optional*): folder of that cache; `PipelineConfig` defaults it to `work_dir/http_cache`.
     """
 
@@ -44,6 +45,7 @@ class HttpSettings:
     max_concurrency: int = 4
     max_redirects: int = 5
     use_cache: bool = True
+    cache_ttl_s: float = 7 * 24 * 3600.0
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -175,3 +177,27 @@ class PipelineConfig:
     def stage_dir(self, stage: str) -> Path:
         """Folder of one stage's per-item state."""
         return self.work_dir / stage
+
+
+_SECTIONS = {"http": HttpSettings, "endpoints": EndpointSettings, "candidates": CandidateSettings,
+             "images": ImageSettings, "disambiguation": DisambiguationSettings, "stage": StageSettings}
+
+
+def config_from_dict(data: dict, *, source: str = "settings") -> PipelineConfig:
+    """A `PipelineConfig` from nested plain data (a parsed JSON settings file); ``ValueError`` names unknown keys."""
+    known = {"work_dir", "sources", "release_dir", *_SECTIONS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}.")
+    if "work_dir" not in data:
+        raise ValueError(f"{source}: 'work_dir' is required.")
+    kwargs = {k: v for k, v in data.items() if k not in _SECTIONS}
+    for name, cls in _SECTIONS.items():
+        section = dict(data.get(name, {}))
+        try:
+            if name == "http" and section.get("cache_dir"):
+                section["cache_dir"] = Path(section["cache_dir"])
+            kwargs[name] = cls(**section)
+        except TypeError as err:
+            raise ValueError(f"{source}: bad '{name}' section ({err}); see {cls.__name__} for its fields.") from err
+    return PipelineConfig(**kwargs)

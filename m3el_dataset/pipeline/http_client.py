@@ -214,13 +214,15 @@ class PipelineHttpClient:
             return None
         try:
             entry = read_json(path)
+            if time.time() - entry.get("time", 0) > self.settings.cache_ttl_s:
+                return None
             return HttpResponse(entry["url"], entry["status"], entry["headers"], base64.b64decode(entry["body"]))
         except (ValueError, KeyError) as err:
             logger.warning("Ignoring a broken cache entry %s (%s); fetching again.", path, err)
             return None
 
     def _cache_write(self, url: str, response: HttpResponse) -> None:
-        entry = {"url": response.url, "status": response.status, "headers": response.headers,
+        entry = {"time": time.time(), "url": response.url, "status": response.status, "headers": response.headers,
                  "body": base64.b64encode(response.body).decode("ascii")}
         atomic_write_json(self._cache_path(url), entry)
 
