@@ -90,6 +90,26 @@ def test_pipeline_builds_expected_records(world, tmp_path):
     assert books["gold_chosen_by"] == "description-similarity"
 
 
+def test_output_reads_with_release_reader_and_exports(world, tmp_path):
+    from m3el_dataset.export import ExportConfig, export_release
+    from m3el_dataset.images import ImageResolver, ImageStatus
+    from m3el_dataset.release import iter_release
+
+    fake, sources = world
+    config, _ = _run(fake, sources, tmp_path / "work")
+    records = list(iter_release(config.release_dir))
+    got = {(r.topic, r.name, r.qid, tuple(c.qid for c in r.candidates)) for r in records}
+    assert got == {(t, n, q, tuple(c)) for t, rows in EXPECTED.items() for n, q, c in rows}
+    assert [r.label for r in records if r.topic == "movies"] == [0, 2, -1]  # first, elsewhere, absent
+    resolver = ImageResolver(config.release_dir)
+    for record in records:
+        for image in [record.image] + [c.image for c in record.candidates]:
+            assert resolver.load(image.local_path).status == ImageStatus.OK
+    result = export_release(config.release_dir, tmp_path / "hub", ExportConfig())
+    assert result.statistics.total.mentions == 8
+    assert not result.report.image_problems and not result.report.skipped_records
+
+
 def test_rerun_skips_finished_and_retries_failed_up_to_limit(world, tmp_path):
     fake, sources = world
     config, first = _run(fake, sources, tmp_path / "work")

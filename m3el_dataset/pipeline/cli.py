@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from .atomic import read_json
@@ -93,13 +94,17 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (1 when some item failed, so scripts notice)."""
+    """Entry point; returns the exit status: 0, 1 when some item failed (so scripts notice), 2 on a user error."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_args(args)
     stages = STAGES if args.stage == "run" else (args.stage,)
-    report = run_pipeline(config, stages)
+    try:
+        config = config_from_args(args)
+        report = run_pipeline(config, stages)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"m3el-pipeline {args.stage}: error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(report["stages"], indent=1))
     failed = sum(len(rows) for rows in report["failures"].values())
     if failed:

@@ -85,6 +85,9 @@ class ImageFetcher:
                 dropped.append({"qid": entity.qid, "reason": errors[entity.qid]})
             else:
                 candidates.append({**asdict(entity), "image": image})
+        if not candidates:
+            # The release format (and its reader) require at least one candidate per mention.
+            raise ItemFailure(f"no candidate image could be used: {'; '.join(d['reason'] for d in dropped)}")
         return {**found, "image": gold_image, "candidates": candidates, "dropped": dropped,
                 "gold_placement": gold_placement(gold.qid, [c["qid"] for c in candidates])}
 
