@@ -56,6 +56,7 @@ class FakeWikimedia:
         self.chat_answer: str = ""
         self.delay_s = 0.0
         self.requests: list[str] = []
+        self.user_agents: list[str | None] = []
         self._faults: list[tuple[str, list[Fault]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -186,6 +187,7 @@ def _make_handler(fake: FakeWikimedia) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8")
 
         def _faulted(self) -> bool:
+            fake.user_agents.append(self.headers.get("User-Agent"))
             fault = fake.next_fault(urllib.parse.unquote(self.path))
             if fake.delay_s:
                 time.sleep(fake.delay_s)

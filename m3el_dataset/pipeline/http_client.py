@@ -151,13 +151,15 @@ class PipelineHttpClient:
             except HttpError as err:
                 if not err.retryable or attempt >= self.settings.max_retries:
                     raise
-                delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
-                if err.retry_after is not None:
-                    delay = min(self.settings.max_retry_after_s, err.retry_after)
-                    self._gate(err.url).defer(delay)  # the whole host waits, not only this thread
                 attempt += 1
+                if err.retry_after is not None:
+                    # The host asked for a pause: every thread waits in the host's gate, not only this one.
+                    delay = min(self.settings.max_retry_after_s, err.retry_after)
+                    self._gate(err.url).defer(delay)
+                else:
+                    delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
+                    self.sleep(delay)
                 logger.debug("Retry %d/%d of %s in %.2fs: %s", attempt, self.settings.max_retries, url, delay, err)
-                self.sleep(delay)
 
     def _follow(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str],
                 max_bytes: int | None) -> HttpResponse:
