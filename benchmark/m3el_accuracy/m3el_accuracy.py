@@ -180,7 +180,7 @@ class M3elAccuracy(evaluate.Metric):
         references: list[int],
         groups: list | None = None,
         group_names: list[str] | None = None,
-        ks: list[int] = DEFAULT_KS,
+        ks: tuple[int, ...] | list[int] = DEFAULT_KS,
         ties: str = "pessimistic",
         nil_threshold: float | None = None,
     ) -> dict:
