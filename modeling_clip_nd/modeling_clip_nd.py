@@ -154,9 +154,7 @@ class CLIPNDModel(CLIPModel):
     config_class = CLIPNDConfig
 
     @classmethod
-    def from_clip(
-        cls, pretrained_model_name_or_path: str | Path = DEFAULT_CLIP_CHECKPOINT, **kwargs
-    ) -> "CLIPNDModel":
+    def from_clip(cls, pretrained_model_name_or_path: str | Path = DEFAULT_CLIP_CHECKPOINT, **kwargs) -> "CLIPNDModel":
         """Load a CLIP checkpoint (Hub repo id or local folder) as a CLIP-ND model with identical weights.
 
         The CLIP config becomes a `CLIPNDConfig` with the paper's defaults; ``kwargs`` go to `from_pretrained`

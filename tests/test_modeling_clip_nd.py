@@ -426,7 +426,9 @@ def test_training_with_missing_images_keeps_gradients_finite(tester, fallback):
     pixel_values = tester.image_inputs()["pixel_values"]
     pixel_values[1] = float("nan")
     output = model(
-        **tester.text_inputs(), pixel_values=pixel_values, entity_input_ids=tester.text_inputs()["input_ids"],
+        **tester.text_inputs(),
+        pixel_values=pixel_values,
+        entity_input_ids=tester.text_inputs()["input_ids"],
         return_loss=True,
     )
     assert torch.isfinite(output.loss)
