@@ -288,11 +288,14 @@ class CLIPNDModel(CLIPModel):
         if not image_mask.any():
             logger.warning("Every image of this batch is missing; their image embeddings are NaN.")
             return embeds
+        everything_present = bool(image_mask.all())
         outputs = super().get_image_features(
-            pixel_values=pixel_values[image_mask], interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
+            pixel_values=pixel_values if everything_present else pixel_values[image_mask],
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            **kwargs,
         )
         present = F.normalize(outputs.pooler_output, dim=-1)
-        if image_mask.all():
+        if everything_present:
             return present
         embeds[image_mask] = present
         return embeds
@@ -389,7 +392,7 @@ class CLIPNDModel(CLIPModel):
         Each side is either embeddings or a mapping of model inputs (e.g. a processor's output) holding text
         (``input_ids``), images (``pixel_values``, optional ``image_mask``) or both, so any of the nine tasks
         works. Scores involving a missing image are NaN: drop them or rank them last with
-        ``scores.nan_to_num(nan=-float("inf"))``.
+        ``scores.nan_to_num(nan=-float("inf"))``. Gradients flow; wrap evaluation in ``torch.inference_mode()``.
         """
         return self._as_embeddings(mention, "mention") @ self._as_embeddings(candidates, "candidates").T
 
@@ -433,9 +436,9 @@ class CLIPNDModel(CLIPModel):
             mention_embeds = self.get_text_features(input_ids, attention_mask=attention_mask)
             entity_embeds = self.get_image_features(pixel_values, image_mask=image_mask)
         else:
-            mention_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            mention_inputs.update(pixel_values=pixel_values, image_mask=image_mask)
-            mention_embeds = self.get_features(**mention_inputs)
+            mention_embeds = self.get_features(
+                input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, image_mask=image_mask
+            )
             entity_embeds = self.get_features(**entity_inputs)
         logit_scale = self.get_logit_scale()
         logits_per_mention = logit_scale * mention_embeds @ entity_embeds.T

@@ -7,7 +7,8 @@
 * `prepare_images` turns a list of images with ``None`` for missing ones into ``pixel_values`` (NaN rows for the
   missing images) and an ``image_mask``, the form every `CLIPNDModel` method understands.
 
-Imports only torch and transformers, like the model files, so it can travel to the Hub with them.
+Imports only torch and transformers, like the model files, so it stays Hub-portable; the model does not need it,
+so ``save_pretrained`` does not copy it (copy it next to the model files to offer it on the Hub).
 """
 
 from collections.abc import Mapping, Sequence

@@ -525,10 +525,14 @@ def test_mention_after_a_long_sentence_is_kept(caplog):
     assert [record.getMessage() for record in caplog.records if "shortened" in record.getMessage()][0].startswith(
         "1 of 2"
     )
+
+    def tokenized(texts: list[str]) -> str:
+        tokens = tokenize_texts(processor, texts)["input_ids"][0]
+        return processor.tokenizer.decode(tokens, skip_special_tokens=True).replace(" ", "")
+
+    assert "paris:capitaloffrance" in tokenized(texts)
     # Without the option, the mention at the end is cut off by ordinary truncation.
-    plain = fit_mention_texts(processor, "{S} {M}: {D}", parts, keep_mention=False)
-    tokens = tokenize_texts(processor, plain)["input_ids"][0]
-    assert "paris" not in processor.tokenizer.decode(tokens, skip_special_tokens=True).replace(" ", "")
+    assert "paris" not in tokenized(fit_mention_texts(processor, "{S} {M}: {D}", parts, keep_mention=False))
 
 
 def test_mention_first_formats_are_left_alone():

@@ -8,6 +8,8 @@ of a text is one token and a string of ~80 letters is already longer than CLIP's
 Import it by plain name from any test (pytest puts ``tests/`` on ``sys.path``)::
 
     from tiny_clip import save_tiny_clip, tiny_clip_config, tiny_processor
+
+    model = CLIPNDModel.from_clip(save_tiny_clip(tmp_path / "clip"))  # a tiny CLIP-ND, as from openai's CLIP
 """
 
 from __future__ import annotations
