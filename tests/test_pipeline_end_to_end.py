@@ -76,6 +76,8 @@ def test_pipeline_builds_expected_records(world, tmp_path):
         "KansasSaloonSmashers1901.jpg", fake.file_path + "KansasSaloonSmashers1901.jpg",
         "/M3EL/movies_candidates_images/Kansas Saloon Smashers-Q18151305/Q18151305.jpg"]
     assert smashers["candidates"][2]["image"][2].endswith("/Q204328.JPG")  # original extension case kept
+    person = json.loads((config.release_dir / "person.json").read_text(encoding="utf-8"))[0]
+    assert person["image"][0] == "Digby Morrell.jpg"  # the oversized first P18 file was refused
     # Failures are reported with their reasons; faults were retried and overcome.
     failures = {row["key"]: row["error"] for rows in report["failures"].values() for row in rows}
     assert set(failures) == {"movies-000003-000", "movies-000004-000"}

@@ -6,7 +6,8 @@ The five sources, as the paper names them:
 - common: the wikiHow CSV (`Target`, `Text`); the target is the mention, the gold is chosen by disambiguation.
 - person: People Wikipedia Data (`name`, `text`, and the page link `URL`, or the DBpedia `URI` of the Kaggle copy).
 - books: the Books CSV (`Book-Title`, `Book-Author`, `Year-Of-Publication`, `Publisher`, `Image-URL-L`); the
-  context is built from the bibliographic fields and the gold is chosen by disambiguation.
+  context is built from the bibliographic fields and the gold is chosen by disambiguation. `Image-URL-L` (Amazon
+  links, mostly dead) is not used: like every topic, the mention image is the gold entity's Commons image.
 - sports: AIDA-CoNLL, either the public AIDA-YAGO TSV or the paper's pickle (read with `safe_pickle`).
 
 Output: ``mentions/<topic>.jsonl``, one `SourceMention` per line, written atomically.
