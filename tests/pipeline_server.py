@@ -42,6 +42,8 @@ class Fault:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    body: bytes = b"<html>error</html>"
+    content_type: str = "text/html"
 
 
 class FakeWikimedia:
@@ -197,7 +199,7 @@ def _make_handler(fake: FakeWikimedia) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.delay_s)
             if fault.status is None:
                 return False
-            self._send(fault.status, b"<html>error</html>", "text/html", fault.headers)
+            self._send(fault.status, fault.body, fault.content_type, fault.headers)
             return True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server hook

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from pipeline_server import Entity, FakeWikimedia
+from pipeline_server import Entity, FakeWikimedia, Fault
 
 from m3el_dataset.pipeline.candidates import gold_placement
 from m3el_dataset.pipeline.config import EndpointSettings, HttpSettings
@@ -42,8 +44,21 @@ def test_title_lookup_and_api_errors(wikidata):
     fake, client = wikidata
     fake.sitelinks["Bonn"] = "Q586"
     assert client.qid_for_title("Bonn") == "Q586" and client.qid_for_title("Nowhere") is None
-    with pytest.raises(ItemFailure, match="Wikidata API error for nonsense: badvalue"):
+    with pytest.raises(ItemFailure, match="Wikidata nonsense failed: API error badvalue"):
         client._call({"action": "nonsense"})
+    assert len(list(client.http.settings.cache_dir.rglob("*.json"))) == 2  # the two title answers, not the error
+
+
+def test_maxlag_answer_is_retried_and_not_cached(wikidata):
+    fake, client = wikidata
+    fake.entities["Q1"] = Entity("Paris")
+    fake.search_index["Paris"] = ["Q1"]
+    lag = json.dumps({"error": {"code": "maxlag", "info": "Waiting for a database server: 6 seconds lagged."}})
+    fake.add_fault("search=Paris", Fault(200, {"Retry-After": "0"}, body=lag.encode(),
+                                         content_type="application/json"))
+    assert client.search("Paris", 10) == ["Q1"]
+    assert fake.count("search=Paris") == 2 and fake.count("maxlag=5") == 2
+    assert client.search("Paris", 10) == ["Q1"] and fake.count("search=Paris") == 2  # the good answer is cached
 
 
 def test_image_property_ranks():

@@ -64,12 +64,15 @@ class EndpointSettings:
         commons_file_path (`str`): the `Special:FilePath/` prefix that redirects a Commons file name to its bytes.
         wikipedia_site (`str`, *optional*, defaults to `"enwiki"`): the site id of the Wikipedia links in sources.
         language (`str`, *optional*, defaults to `"en"`): language of labels, descriptions and search.
+        maxlag (`int`, *optional*, defaults to 5): the API's ``maxlag`` (seconds of replication lag above which
+            Wikidata asks bots to wait); `None` leaves it out.
     """
 
     wikidata_api: str = "https://www.wikidata.org/w/api.php"
     commons_file_path: str = "https://commons.wikimedia.org/wiki/Special:FilePath/"
     wikipedia_site: str = "enwiki"
     language: str = "en"
+    maxlag: int | None = 5
 
 
 @dataclass

@@ -123,14 +123,18 @@ class PipelineHttpClient:
 
     # -- public API -------------------------------------------------------------------------------------------
     def get(self, url: str, *, params: Mapping[str, Any] | None = None, cache: bool = False,
-            max_bytes: int | None = None) -> HttpResponse:
-        """GET ``url`` (with query ``params``), from the disk cache when ``cache`` and cached."""
+            max_bytes: int | None = None, validate: Callable[[HttpResponse], None] | None = None) -> HttpResponse:
+        """GET ``url`` (with query ``params``), from the disk cache when ``cache`` and cached.
+
+        ``validate`` may raise `HttpError` on a 200 answer that is an error in disguise (an API error object):
+        a retryable one is retried like a 503, and an answer that fails validation is never cached.
+        """
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         use_cache = cache and self.settings.use_cache and self.settings.cache_dir is not None
         if use_cache and (hit := self._cache_read(url)) is not None:
             return hit
-        response = self._with_retries("GET", url, None, {}, max_bytes)
+        response = self._with_retries("GET", url, None, {}, max_bytes, validate)
         if use_cache:
             self._cache_write(url, response)
         return response
@@ -143,11 +147,14 @@ class PipelineHttpClient:
 
     # -- retries ----------------------------------------------------------------------------------------------
     def _with_retries(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str],
-                      max_bytes: int | None) -> HttpResponse:
+                      max_bytes: int | None, validate: Callable[[HttpResponse], None] | None = None) -> HttpResponse:
         attempt = 0
         while True:
             try:
-                return self._follow(method, url, body, headers, max_bytes)
+                response = self._follow(method, url, body, headers, max_bytes)
+                if validate is not None:
+                    validate(response)
+                return response
             except HttpError as err:
                 if not err.retryable or attempt >= self.settings.max_retries:
                     raise

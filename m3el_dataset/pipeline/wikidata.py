@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import EndpointSettings
-from .http_client import PipelineHttpClient
+from .http_client import HttpError, HttpResponse, PipelineHttpClient, parse_retry_after
 from .stage import ItemFailure
 
 SEARCH_PAGE = 50  # wbsearchentities answers at most 50 hits per request
 ENTITIES_BATCH = 50  # wbgetentities accepts at most 50 ids per request
 IMAGE_PROPERTY = "P18"
+RETRYABLE_API_ERRORS = frozenset({"maxlag", "ratelimited"})
+"""API error codes that mean "try again later" (the servers are lagging or the client is too fast)."""
 
 
 @dataclass
@@ -43,6 +45,19 @@ def _image_files(claims: dict[str, Any]) -> list[str]:
     return files
 
 
+def _check_answer(response: HttpResponse) -> None:
+    """Raise `HttpError` for an API error object; ``maxlag`` and ``ratelimited`` ones are retryable."""
+    answer = response.json()
+    if isinstance(answer, dict) and "error" not in answer:
+        return
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    code = error.get("code", "unknown")
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    raise HttpError(response.url, f"API error {code}: {error.get('info', answer)}",
+                    retryable=code in RETRYABLE_API_ERRORS,
+                    retry_after=retry_after if retry_after is not None else (5.0 if code == "maxlag" else None))
+
+
 class WikidataClient:
     """Thin typed wrapper over the Wikidata action API, through the pipeline's HTTP client (cached)."""
 
@@ -51,12 +66,14 @@ class WikidataClient:
         self.endpoints = endpoints
 
     def _call(self, params: dict[str, Any]) -> dict[str, Any]:
-        answer = self.http.get(self.endpoints.wikidata_api, params={**params, "format": "json"}, cache=True).json()
-        if not isinstance(answer, dict) or "error" in answer:
-            error = answer.get("error", {}) if isinstance(answer, dict) else {}
-            raise ItemFailure(f"Wikidata API error for {params.get('action')}: {error.get('code', 'unknown')}: "
-                              f"{error.get('info', answer)}")
-        return answer
+        params = {**params, "format": "json"}
+        if self.endpoints.maxlag is not None:
+            params["maxlag"] = self.endpoints.maxlag
+        try:
+            response = self.http.get(self.endpoints.wikidata_api, params=params, cache=True, validate=_check_answer)
+        except HttpError as err:
+            raise ItemFailure(f"Wikidata {params.get('action')} failed: {err}") from err
+        return response.json()
 
     def search(self, text: str, limit: int) -> list[str]:
         """QIDs of the first ``limit`` items whose label or alias matches ``text``, in Wikidata's order."""
