@@ -2,48 +2,158 @@
 
 from __future__ import annotations
 
+import string
+from dataclasses import dataclass, field
 from typing import Any
 
+import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from hub_cards import template_path
 
-from .constants import ENTITY_TEXT_TEMPLATE, SPLITS, TEXT_FORMAT_TEMPLATES, TOPICS, parse_task
-from .rows import CONFIG_NAMES, KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_columns, config_features, text_column
+from .constants import ENTITY_TEXT_TEMPLATE, SPLITS, TASKS, TEXT_FORMAT_TEMPLATES, TEXT_FORMATS, TOPICS, parse_task
+from .rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_columns, config_features, text_column
 from .stats import DatasetStatistics, format_statistics
 
 DATA_DIR = "data"
 KB_DIR = "kb"
 DEFAULT_CONFIG = MENTIONS_CONFIG
 PRETTY_NAME = "M³EL: Multi-task Multi-topic Multi-modal Entity Linking"
+TEXT_PARTS: frozenset[str] = frozenset({"M", "S", "D"})
+"""The parts a mention text can be built from (S1 is derived from S); see `TEXT_FORMAT_TEMPLATES`."""
+_PART_COLUMNS = {"M": "mention_name", "S": "sentence", "D": "gold_description"}
 
 
-def split_globs() -> list[dict[str, str]]:
-    """Each split of a mention config as a glob over the shards ``data/<topic>/<split>-*.parquet``."""
-    learning = [{"split": split, "path": f"{DATA_DIR}/*/{split}-*.parquet"} for split in SPLITS]
-    return learning + [{"split": topic, "path": f"{DATA_DIR}/{topic}/*.parquet"} for topic in TOPICS]
+def _template_fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def metadata_configs() -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class HubLayout:
+    """What a dataset looks like on the Hub: its groups, splits, configs and card.
+
+    Args:
+        name (`str`): short name, e.g. ``"m3el"`` or ``"wikimel"``.
+        pretty_name (`str`): the card's title.
+        groups (`tuple[str]`): the folders ``data/<group>/`` (M3EL's topics; one group for a peer dataset); a row's
+            ``topic`` column names its group.
+        splits (`tuple[str]`): the learning splits the rows are written to (a subset of `SPLITS`).
+        group_splits (`bool`, defaults to `False`): also offer one split per group (M3EL's topic splits).
+        tasks (`tuple[str]`, defaults to `TASKS`): the modality tasks the dataset supports; the others are absent.
+        text_parts (`frozenset[str]`, defaults to M, S, D): the mention text parts the source provides; text
+            formats needing a missing part, and the part's own column, are left out of every config.
+        card_template (`str`): the template in ``hub_cards/``.
+        kb_description (`str`): what the ``kb`` config holds, in the card's table of configs.
+        image_source (`str`): where the images come from, in the card's licence note.
+        tags (`tuple[str]`) / task_categories (`tuple[str]`): the card's Hub metadata.
+        card_fields (`dict`): further template variables (description, citation, published figures, ...).
+    """
+
+    name: str
+    pretty_name: str
+    groups: tuple[str, ...]
+    splits: tuple[str, ...]
+    group_splits: bool = False
+    tasks: tuple[str, ...] = TASKS
+    text_parts: frozenset[str] = TEXT_PARTS
+    card_template: str = "dataset_card.md"
+    kb_description: str = "every candidate entity once"
+    image_source: str = "Wikimedia Commons"
+    tags: tuple[str, ...] = ("multi-modal-entity-linking", "entity-linking", "wikidata", "image-text")
+    task_categories: tuple[str, ...] = ("text-retrieval", "zero-shot-image-classification")
+    card_fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            parse_task(task)
+        unknown = set(self.splits) - set(SPLITS)
+        if unknown or not self.splits or not self.groups:
+            raise ValueError(f"{self.name}: splits must be a non-empty subset of {SPLITS}, got {self.splits}.")
+        if not self.text_parts <= TEXT_PARTS:
+            raise ValueError(f"{self.name}: text parts must be among {sorted(TEXT_PARTS)}, got {self.text_parts}.")
+
+    @property
+    def config_names(self) -> tuple[str, ...]:
+        """The supported tasks (in `TASKS` order), then ``mentions`` and ``kb``."""
+        return (*(task for task in TASKS if task in self.tasks), MENTIONS_CONFIG, KB_CONFIG)
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        """Every split a mention config offers."""
+        return self.splits + (self.groups if self.group_splits else ())
+
+    @property
+    def text_formats(self) -> tuple[str, ...]:
+        """The text formats whose parts the source provides (S1 needs S)."""
+        parts = set(self.text_parts) | ({"S1"} if "S" in self.text_parts else set())
+        return tuple(name for name in TEXT_FORMATS if _template_fields(TEXT_FORMAT_TEMPLATES[name]) <= parts)
+
+    @property
+    def excluded_columns(self) -> frozenset[str]:
+        """Columns left out of every config because the source cannot fill them.
+
+        A column no supported task needs goes (``mention_image`` for a text-only source); so do the text formats
+        needing a missing part and that part's column. The ``kb`` config keeps ``qid`` and the entity side the
+        tasks use.
+        """
+        needed = {column for task in self.tasks for column in config_columns(task)}
+        excluded = {column for column in config_columns(MENTIONS_CONFIG) if column not in needed}
+        excluded |= {text_column(name) for name in TEXT_FORMATS if name not in self.text_formats}
+        excluded |= {column for part, column in _PART_COLUMNS.items() if part not in self.text_parts}
+        if "S" not in self.text_parts:
+            excluded.add("sentence1")
+        if "candidate_texts" in excluded:
+            excluded |= {"name", "description", "text"}
+        if "candidate_images" in excluded:
+            excluded.add("image")
+        return frozenset(excluded)
+
+    def config_columns(self, config_name: str) -> list[str]:
+        """The columns of a config of this dataset; raise ``ValueError`` for a config it does not offer."""
+        if config_name not in self.config_names:
+            raise ValueError(f"{self.pretty_name} has no config {config_name!r}; choose one of "
+                             f"{', '.join(self.config_names)}.")  # fmt: skip
+        return [column for column in config_columns(config_name) if column not in self.excluded_columns]
+
+    def config_features(self, config_name: str) -> datasets.Features:
+        """The `datasets.Features` of a config of this dataset."""
+        source = config_features(config_name)
+        return datasets.Features({column: source[column] for column in self.config_columns(config_name)})
+
+
+M3EL_LAYOUT = HubLayout(name="m3el", pretty_name=PRETTY_NAME, groups=TOPICS, splits=SPLITS, group_splits=True)
+"""M3EL itself: five topic folders, 8:1:1 splits plus one split per topic, all nine tasks."""
+
+
+def split_globs(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, str]]:
+    """Each split of a mention config as a glob over the shards ``data/<group>/<split>-*.parquet``."""
+    learning = [{"split": split, "path": f"{DATA_DIR}/*/{split}-*.parquet"} for split in layout.splits]
+    if not layout.group_splits:
+        return learning
+    return learning + [{"split": group, "path": f"{DATA_DIR}/{group}/*.parquet"} for group in layout.groups]
+
+
+def metadata_configs(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, Any]]:
     """The YAML ``configs:`` entries: all mention configs share the shards, the ``kb`` config has its own."""
     configs = []
-    for name in CONFIG_NAMES:
+    for name in layout.config_names:
         if name == KB_CONFIG:
             data_files = [{"split": KB_SPLIT, "path": f"{KB_DIR}/*.parquet"}]
         else:
-            data_files = split_globs()
+            data_files = split_globs(layout)
         entry: dict[str, Any] = {"config_name": name, "data_files": data_files}
-        if name not in (KB_CONFIG, MENTIONS_CONFIG):
-            entry["columns"] = config_columns(name)
+        if name not in (KB_CONFIG, MENTIONS_CONFIG) or layout.config_columns(name) != config_columns(name):
+            entry["columns"] = layout.config_columns(name)
         if name == DEFAULT_CONFIG:
             entry["default"] = True
         configs.append(entry)
     return configs
 
 
-def dataset_info_metadata() -> list[dict[str, Any]]:
+def dataset_info_metadata(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, Any]]:
     """The YAML ``dataset_info:`` entries: the features of each config, for the Hub's viewer and search."""
-    return [{"config_name": name, "features": config_features(name)._to_yaml_list()} for name in CONFIG_NAMES]
+    return [{"config_name": name, "features": layout.config_features(name)._to_yaml_list()}
+            for name in layout.config_names]  # fmt: skip
 
 
 def size_category(num_mentions: int) -> str:
@@ -58,56 +168,61 @@ def _modality_words(side: str) -> str:
     return {"T": "text", "I": "image", "IT": "image + text"}[side.rstrip("me")]
 
 
-def _config_rows() -> list[dict[str, str]]:
+def _config_rows(layout: HubLayout) -> list[dict[str, str]]:
     rows = []
-    for name in CONFIG_NAMES:
+    for name in layout.config_names:
         if name == KB_CONFIG:
-            rows.append({"name": name, "mention": "–", "entity": "every candidate entity once", "columns": "qid, name,"
+            rows.append({"name": name, "mention": "–", "entity": layout.kb_description, "columns": "qid, name,"
                          " description, text, image"})  # fmt: skip
             continue
         if name == MENTIONS_CONFIG:
-            rows.append({"name": name, "mention": "all", "entity": "all", "columns": "every column (default)"})
+            columns = "every column (default)" if not layout.excluded_columns else "every column it fills (default)"
+            rows.append({"name": name, "mention": "all", "entity": "all", "columns": columns})
             continue
-        parse_task(name)
         mention, entity = name.split("-")
         rows.append({"name": name, "mention": _modality_words(mention), "entity": _modality_words(entity),
-                     "columns": f"{len(config_columns(name))}"})  # fmt: skip
+                     "columns": f"{len(layout.config_columns(name))}"})  # fmt: skip
     return rows
 
 
 def render_dataset_card(
-    stats: DatasetStatistics, repo_id: str = "<org>/m3el", license: str = "unknown"
+    stats: DatasetStatistics,
+    repo_id: str = "<org>/m3el",
+    license: str = "unknown",
+    layout: HubLayout = M3EL_LAYOUT,
 ) -> DatasetCard:
-    """Render ``hub_cards/dataset_card.md`` with the YAML metadata and the statistics ``stats``."""
+    """Render ``layout``'s card template (M3EL's by default) with the YAML metadata and the statistics ``stats``."""
     card_data = DatasetCardData(
-        pretty_name=PRETTY_NAME,
+        pretty_name=layout.pretty_name,
         license=license,
         language=["en"],
-        task_categories=["text-retrieval", "zero-shot-image-classification"],
+        task_categories=list(layout.task_categories),
         task_ids=["entity-linking-retrieval"],
         size_categories=[size_category(stats.total.mentions)],
-        tags=["multi-modal-entity-linking", "entity-linking", "wikidata", "image-text"],
-        configs=metadata_configs(),
-        dataset_info=dataset_info_metadata(),
+        tags=list(layout.tags),
+        configs=metadata_configs(layout),
+        dataset_info=dataset_info_metadata(layout),
     )
     license_note = (
         "The release's licence was not stated when this copy was built (`license: unknown`): check the authors' "
-        "terms before redistributing. The images come from Wikimedia Commons, each under its own licence."
+        f"terms before redistributing. The images come from {layout.image_source}, each under its own licence."
         if license == "unknown"
-        else f"`{license}`. The images come from Wikimedia Commons, each under its own licence."
+        else f"`{license}`. The images come from {layout.image_source}, each under its own licence."
     )
     return DatasetCard.from_template(
         card_data,
-        template_path=str(template_path("dataset_card.md")),
-        pretty_name=PRETTY_NAME,
+        template_path=str(template_path(layout.card_template)),
+        pretty_name=layout.pretty_name,
         repo_id=repo_id,
-        config_rows=_config_rows(),
+        config_rows=_config_rows(layout),
         format_rows=[
-            {"name": name, "column": text_column(name), "template": template}
-            for name, template in TEXT_FORMAT_TEMPLATES.items()
+            {"name": name, "column": text_column(name), "template": TEXT_FORMAT_TEMPLATES[name]}
+            for name in layout.text_formats
         ],
         entity_template=ENTITY_TEXT_TEMPLATE,
-        topic_splits=", ".join(f"`{topic}`" for topic in TOPICS),
+        topic_splits=", ".join(f"`{group}`" for group in layout.groups),
+        split_names=", ".join(f"`{split}`" for split in layout.split_names),
         statistics=format_statistics(stats),
         license_note=license_note,
+        **layout.card_fields,
     )

@@ -1,11 +1,14 @@
-"""Hub export: a raw release becomes a folder of Parquet shards (images embedded) plus its dataset card.
+"""Hub export: rows of our schema become a folder of Parquet shards (images embedded) plus the dataset card.
+
+`export_rows` writes any stream of rows (M3EL's or a converted peer dataset's) in a `HubLayout`;
+`export_release` is M3EL's: the raw release read by `iter_release_rows`, in `M3EL_LAYOUT`.
 
 Layout of the folder, which ``huggingface_hub`` uploads as it is::
 
     README.md                                 card with the YAML configs (column projections, split globs)
     build_report.json                         every skipped record and every unusable image
-    data/<topic>/<split>-NNNNN-of-MMMMM.parquet   mention rows, each stored once
-    kb/kb-NNNNN-of-MMMMM.parquet              each candidate entity once
+    data/<group>/<split>-NNNNN-of-MMMMM.parquet   mention rows, each stored once (M3EL's groups are its topics)
+    kb/kb-NNNNN-of-MMMMM.parquet              each knowledge-base entity once
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from .card import DATA_DIR, KB_DIR, render_dataset_card
-from .constants import SPLITS, TOPICS
+from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card
+from .constants import TOPICS
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import BuildReport
 from .rows import FEATURES, KB_CONFIG, KB_FEATURES, iter_release_rows, kb_rows
-from .stats import DatasetStatistics, StatisticsAccumulator
+from .stats import DatasetStatistics, StatisticsAccumulator, TopicStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -71,49 +76,99 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 
-def _write_shards(raw_dir: Path, staging: Path, config: ExportConfig, report: BuildReport):
+class _GroupStatistics(StatisticsAccumulator):
+    """`StatisticsAccumulator` over a peer dataset's groups instead of M3EL's topics."""
+
+    def __init__(self, groups: tuple[str, ...]) -> None:
+        super().__init__()
+        self.topics = {group: TopicStatistics() for group in groups}
+        self._documents = {group: set() for group in groups}
+
+
+def _accumulator(layout: HubLayout) -> StatisticsAccumulator:
+    return StatisticsAccumulator() if layout.groups == TOPICS else _GroupStatistics(layout.groups)
+
+
+def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
+    if row["id"] in ids:
+        raise ValueError(f"Two records have the id {row['id']!r}; record file names must differ beyond extension.")
+    ids.add(row["id"])
+    if row["topic"] not in layout.groups or row["split"] not in layout.splits:
+        raise ValueError(f"Row {row['id']!r} has group {row['topic']!r} and split {row['split']!r}; {layout.name} "
+                         f"has groups {layout.groups} and splits {layout.splits}.")  # fmt: skip
+
+
+def _write_shards(
+    rows: Iterable[dict[str, Any]], kb_entities: Iterable[dict[str, Any]] | None, staging: Path, layout: HubLayout,
+    config: ExportConfig,
+):  # fmt: skip
     writers = {
-        (topic, split): ParquetShardWriter(staging / DATA_DIR / topic, split, FEATURES, config.limits)
-        for topic in TOPICS
-        for split in SPLITS
+        (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, FEATURES, config.limits)
+        for group in layout.groups
+        for split in layout.splits
     }
     kb_writer = ParquetShardWriter(staging / KB_DIR, KB_CONFIG, KB_FEATURES, config.limits)
     seen_entities: set[str] = set()
-    accumulator = StatisticsAccumulator()
-    rows = iter_release_rows(
-        raw_dir,
-        skip_invalid=config.skip_invalid,
-        decode_check=config.decode_check,
-        num_proc=config.num_proc,
-        report=report,
-    )
+    accumulator = _accumulator(layout)
     ids: set[str] = set()
-    for row in tqdm(rows, desc="Building M3EL shards", unit=" mentions"):
-        if row["id"] in ids:
-            raise ValueError(f"Two records have the id {row['id']!r}; record file names must differ beyond extension.")
-        ids.add(row["id"])
+
+    def write_entity(entity: dict[str, Any]) -> None:
+        if entity["qid"] not in seen_entities:
+            seen_entities.add(entity["qid"])
+            kb_writer.write(entity)
+
+    for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
+        _check_row(row, layout, ids)
         writers[row["topic"], row["split"]].write(row)
         accumulator.add(row)
-        for entity in kb_rows(row):
-            if entity["qid"] not in seen_entities:
-                seen_entities.add(entity["qid"])
-                kb_writer.write(entity)
+        if kb_entities is None:  # M3EL: the knowledge base is every candidate entity, in order of appearance
+            for entity in kb_rows(row):
+                write_entity(entity)
+    if kb_entities is not None:
+        for entity in tqdm(kb_entities, desc=f"Building {layout.name} knowledge base", unit=" entities"):
+            write_entity(entity)
+    empty = [split for split in layout.splits if not any(writers[g, split].num_rows for g in layout.groups)]
+    if empty and not layout.group_splits:
+        raise ValueError(f"No mention in the split(s) {', '.join(empty)} of {layout.name}; leave them out of its "
+                         "layout or add their records.")  # fmt: skip
     shards = [path for writer in writers.values() for path in writer.close()] + kb_writer.close()
     return accumulator, shards, len(seen_entities)
 
 
-def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
-    """Build the Hub folder ``out_dir`` from the release in ``raw_dir``; nothing is left half-written on error."""
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+def export_rows(
+    rows: Iterable[dict[str, Any]],
+    out_dir: str | os.PathLike,
+    layout: HubLayout,
+    config: ExportConfig,
+    *,
+    report: BuildReport | None = None,
+    kb_entities: Iterable[dict[str, Any]] | None = None,
+    source: str | os.PathLike = "the input",
+) -> ExportResult:
+    """Write rows of `FEATURES` to the Hub folder ``out_dir`` in ``layout``; nothing is left half-written on error.
+
+    Args:
+        rows: the mention rows; each row's ``topic`` is one of ``layout.groups`` and its ``split`` one of
+            ``layout.splits``. They are consumed once, as they come.
+        out_dir: the folder to write.
+        layout: the dataset's groups, splits, configs and card (`M3EL_LAYOUT` for M3EL).
+        config: output options (shard sizes, overwrite, the card's repository and licence).
+        report: the `BuildReport` the row producer fills (saved as ``build_report.json``).
+        kb_entities: rows of `KB_FEATURES` for the ``kb`` config (the whole knowledge base); by default, every
+            candidate entity of the mention rows once.
+        source: what the rows were read from, for error messages.
+    """
+    out_dir = Path(out_dir)
     staging = _prepare_output(out_dir, config.overwrite)
-    report = BuildReport()
+    report = report if report is not None else BuildReport()
     try:
-        accumulator, shards, num_entities = _write_shards(raw_dir, staging, config, report)
+        accumulator, shards, num_entities = _write_shards(rows, kb_entities, staging, layout, config)
         statistics = accumulator.result(report)
         if statistics.total.mentions == 0:
-            raise ValueError(f"No usable mention record in {raw_dir}; nothing to export.")
+            raise ValueError(f"No usable mention record in {source}; nothing to export.")
         report.save(staging)
-        render_dataset_card(statistics, repo_id=config.repo_id, license=config.license).save(staging / "README.md")
+        card = render_dataset_card(statistics, repo_id=config.repo_id, license=config.license, layout=layout)
+        card.save(staging / "README.md")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -124,3 +179,16 @@ def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, confi
     logger.info("Wrote %d mentions in %d shards and %d KB entities to %s", statistics.total.mentions, len(shards),
                 num_entities, out_dir)  # fmt: skip
     return ExportResult(out_dir, statistics, report, shards, num_entities)
+
+
+def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
+    """Build the Hub folder ``out_dir`` from the M3EL release in ``raw_dir``; nothing is left half-written on error."""
+    report = BuildReport()
+    rows = iter_release_rows(
+        raw_dir,
+        skip_invalid=config.skip_invalid,
+        decode_check=config.decode_check,
+        num_proc=config.num_proc,
+        report=report,
+    )
+    return export_rows(rows, out_dir, M3EL_LAYOUT, config, report=report, source=raw_dir)
