@@ -91,7 +91,8 @@ class FakeWikimedia:
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def __enter__(self) -> FakeWikimedia:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
@@ -166,76 +167,80 @@ class FakeWikimedia:
                 "success": 1}
 
 
-def _make_handler(fake: FakeWikimedia) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"
+class _Handler(BaseHTTPRequestHandler):
+    """Serves the `FakeWikimedia` its server carries (``server.fake``)."""
 
-        def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-            pass
+    protocol_version = "HTTP/1.0"
 
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test)
+    @property
+    def fake(self) -> FakeWikimedia:
+        return self.server.fake
 
-        def _json(self, obj: dict, status: int = 200) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8")
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
 
-        def _faulted(self) -> bool:
-            fake.user_agents.append(self.headers.get("User-Agent"))
-            fault = fake.next_fault(urllib.parse.unquote(self.path))
-            if fake.delay_s:
-                time.sleep(fake.delay_s)
-            if fault is None:
-                return False
-            if fault.delay_s:
-                time.sleep(fault.delay_s)
-            if fault.status is None:
-                return False
-            self._send(fault.status, fault.body, fault.content_type, fault.headers)
-            return True
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server hook
-            if self._faulted():
-                return
-            parts = urllib.parse.urlsplit(self.path)
-            if parts.path == "/w/api.php":
-                self._json(fake.api_answer(dict(urllib.parse.parse_qsl(parts.query))))
-            elif parts.path.startswith("/wiki/Special:FilePath/"):
-                name = urllib.parse.unquote(parts.path.split("/wiki/Special:FilePath/", 1)[1]).replace("_", " ")
-                digest = hashlib.md5(name.replace(" ", "_").encode()).hexdigest()
-                location = f"/upload/{digest[0]}/{digest[:2]}/{urllib.parse.quote(name.replace(' ', '_'))}"
-                self._send(302, b"", "text/html", {"Location": location})
-            elif parts.path.startswith("/upload/"):
-                name = urllib.parse.unquote(parts.path.rsplit("/", 1)[1]).replace("_", " ")
-                if name not in fake.files:
-                    self._send(404, b"<html>Not Found</html>", "text/html")
-                else:
-                    content_type, body = fake.files[name]
-                    self._send(200, body, content_type)
+    def _json(self, obj: dict, status: int = 200) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8")
+
+    def _faulted(self) -> bool:
+        self.fake.user_agents.append(self.headers.get("User-Agent"))
+        fault = self.fake.next_fault(urllib.parse.unquote(self.path))
+        if self.fake.delay_s:
+            time.sleep(self.fake.delay_s)
+        if fault is None:
+            return False
+        if fault.delay_s:
+            time.sleep(fault.delay_s)
+        if fault.status is None:
+            return False
+        self._send(fault.status, fault.body, fault.content_type, fault.headers)
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server hook
+        if self._faulted():
+            return
+        parts = urllib.parse.urlsplit(self.path)
+        if parts.path == "/w/api.php":
+            self._json(self.fake.api_answer(dict(urllib.parse.parse_qsl(parts.query))))
+        elif parts.path.startswith("/wiki/Special:FilePath/"):
+            name = urllib.parse.unquote(parts.path.split("/wiki/Special:FilePath/", 1)[1]).replace("_", " ")
+            digest = hashlib.md5(name.replace(" ", "_").encode()).hexdigest()
+            location = f"/upload/{digest[0]}/{digest[:2]}/{urllib.parse.quote(name.replace(' ', '_'))}"
+            self._send(302, b"", "text/html", {"Location": location})
+        elif parts.path.startswith("/upload/"):
+            name = urllib.parse.unquote(parts.path.rsplit("/", 1)[1]).replace("_", " ")
+            if name not in self.fake.files:
+                self._send(404, b"<html>Not Found</html>", "text/html")
             else:
-                self._send(404, b"not found", "text/plain")
+                content_type, body = self.fake.files[name]
+                self._send(200, body, content_type)
+        else:
+            self._send(404, b"not found", "text/plain")
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server hook
-            length = int(self.headers.get("Content-Length", 0))
-            self.rfile.read(length)
-            if self._faulted():
-                return
-            if self.path.endswith("/chat/completions"):
-                self._json({"id": "chatcmpl-1", "object": "chat.completion",
-                            "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.chat_answer},
-                                         "finish_reason": "stop"}]})
-            else:
-                self._send(404, b"not found", "text/plain")
+    def do_POST(self) -> None:  # noqa: N802 - http.server hook
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        if self._faulted():
+            return
+        if self.path.endswith("/chat/completions"):
+            self._json({"id": "chatcmpl-1", "object": "chat.completion",
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": self.fake.chat_answer},
+                                     "finish_reason": "stop"}]})
+        else:
+            self._send(404, b"not found", "text/plain")
 
-    return Handler
 
 
 # -- the tiny world the end-to-end tests build M3EL from -----------------------------------------------------------
