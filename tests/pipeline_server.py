@@ -366,7 +366,7 @@ def pipeline_settings(fake: FakeWikimedia, work_dir, sources: dict) -> dict:
     return {
         "work_dir": str(work_dir),
         "sources": {topic: str(path) for topic, path in sources.items()},
-        "http": {"timeout_s": 0.3, "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+        "http": {"timeout_s": 0.5, "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
                  "max_retry_after_s": 0.05, "min_interval_s": 0.0},
         "endpoints": {"wikidata_api": fake.api, "commons_file_path": fake.file_path},
         "images": {"max_bytes": OVERSIZED_LIMIT, "thumb_width": 320},
