@@ -63,9 +63,9 @@ def _common_options() -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "m3el-pipeline") -> argparse.ArgumentParser:
     """The argument parser: subcommands ``sources``, ``candidates``, ``images``, ``records`` and ``run``."""
-    parser = argparse.ArgumentParser(prog="m3el-pipeline", description="Build M3EL-style data from raw sources "
+    parser = argparse.ArgumentParser(prog=prog, description="Build M3EL-style data from raw sources "
                                      "and Wikidata. Every stage is resumable; re-run a command to continue.")
     sub = parser.add_subparsers(dest="stage", required=True)
     parent = _common_options()
@@ -93,9 +93,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return config_from_dict(data, source=source)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status: 0, 1 when some item failed (so scripts notice), 2 on a user error."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "m3el-pipeline") -> int:
+    """Entry point; returns the exit status: 0, 1 when some item failed (so scripts notice), 2 on a user error.
+
+    ``prog`` names the command in help and errors (``"m3el-dataset pipeline"`` when called from that command).
+    """
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stages = STAGES if args.stage == "run" else (args.stage,)
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         report = run_pipeline(config, stages)
     except (ValueError, FileNotFoundError) as error:
-        print(f"m3el-pipeline {args.stage}: error: {error}", file=sys.stderr)
+        print(f"{prog} {args.stage}: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(report["stages"], indent=1))
     failed = sum(len(rows) for rows in report["failures"].values())
