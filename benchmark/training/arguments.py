@@ -1,0 +1,113 @@
+"""The training arguments, as dataclasses that `HfArgumentParser` reads from the command line or a YAML/JSON file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from m3el_dataset.constants import TASKS, TEXT_FORMATS, check_text_format, parse_task
+
+TINY_INIT = "tiny"
+"""``--init tiny``: a small CLIP-ND built from scratch, with a tokenizer trained on the training texts."""
+
+
+@dataclass
+class ModelArguments:
+    """Which model to start from."""
+
+    init: str = field(
+        default="openai/clip-vit-base-patch32",
+        metadata={"help": "A CLIP or CLIP-ND checkpoint (Hub id or folder), or 'tiny' (a small model from scratch)."},
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --init."})
+    tiny_hidden_size: int = field(default=64, metadata={"help": "Width of both towers with --init tiny."})
+    tiny_layers: int = field(default=2, metadata={"help": "Layers of both towers with --init tiny."})
+    tiny_image_size: int = field(default=32, metadata={"help": "Image side with --init tiny."})
+    tiny_patch_size: int = field(default=8, metadata={"help": "Patch side with --init tiny."})
+    tiny_vocab_size: int = field(default=2000, metadata={"help": "BPE vocabulary trained with --init tiny."})
+
+
+@dataclass
+class DataArguments:
+    """What a training pair is (the paper's modality-augmented training)."""
+
+    dataset: str = field(
+        default="m3el_dataset/sample_data",
+        metadata={"help": "An exported M3EL folder, a Hub dataset id, or a raw release folder."},
+    )
+    task: str = field(
+        default="Tm-Te",
+        metadata={"help": f"Modality task, or several joined by ',' to mix them: {', '.join(TASKS)}."},
+    )
+    text_format: str = field(default="M-S1", metadata={"help": f"Mention text format: {', '.join(TEXT_FORMATS)}."})
+    train_split: str = field(default="train")
+    validation_split: str = field(default="validation", metadata={"help": "Split of the per-epoch ACC; '' for none."})
+    name_drop_prob: float = field(
+        default=0.0, metadata={"help": "aug_T: probability of dropping the entity name (1.0 = 'w/o T_name')."}
+    )
+    description_drop_prob: float = field(
+        default=0.0,
+        metadata={"help": "aug_T: probability of dropping the description (1.0 = 'w/o T_description', plain CLIP)."},
+    )
+    image_augmentation: bool = field(default=True, metadata={"help": "aug_I: random crops, flips, colour jitter."})
+    hard_negatives: bool = field(default=True, metadata={"help": "Add each mention's non-gold candidates."})
+    keep_mention: bool = field(default=True, metadata={"help": "Shorten the sentence before cutting the mention."})
+    dataloader_num_workers: int = field(default=0)
+
+    @property
+    def tasks(self) -> list[str]:
+        return [task.strip() for task in self.task.split(",") if task.strip()]
+
+    def __post_init__(self):
+        if not self.tasks:
+            raise ValueError(f"--task is empty; choose one or more of {', '.join(TASKS)}.")
+        for task in self.tasks:
+            parse_task(task)
+        check_text_format(self.text_format)
+        for name in ("name_drop_prob", "description_drop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name} must be a probability in [0, 1], got {getattr(self, name)}.")
+
+
+@dataclass
+class TrainingArguments:
+    """Optimisation, checkpoints and logging. Defaults are the paper's recipe."""
+
+    output_dir: str = field(default="outputs/clip_nd", metadata={"help": "Where checkpoints and the model go."})
+    learning_rate: float = 1e-5
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-6
+    weight_decay: float = field(default=0.001, metadata={"help": "Not applied to biases, norms and the temperature."})
+    per_device_train_batch_size: int = field(default=256, metadata={"help": "The paper's batch of 256 on one GPU."})
+    per_device_eval_batch_size: int = 256
+    gradient_accumulation_steps: int = 1
+    num_train_epochs: int = 35
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (> 0 overrides epochs)."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "'constant' (paper) or 'cosine'."})
+    warmup_steps: int = 0
+    max_grad_norm: float = 0.0
+    gather_features: bool = field(
+        default=True, metadata={"help": "Negatives from the global batch across processes (gather with gradients)."}
+    )
+    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16'."})
+    gradient_checkpointing: bool = False
+    torch_compile: bool = False
+    seed: int = 42
+    logging_steps: int = 10
+    checkpointing_steps: int = field(default=0, metadata={"help": "Resumable checkpoint every N steps (0: off)."})
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "Complete checkpoints kept on disk."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last complete checkpoint."})
+    early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without a better val. ACC (0: off)."})
+    lora_r: int = field(default=0, metadata={"help": "Train a LoRA adapter of this rank instead of the whole model."})
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    save_merged: bool = field(default=True, metadata={"help": "With LoRA: save the merged CLIP-ND, else the adapter."})
+    report_to: str = field(default="auto", metadata={"help": "Tracker: 'auto' (tensorboard if installed) or 'none'."})
+
+    def __post_init__(self):
+        if self.lr_scheduler_type not in ("constant", "cosine"):
+            raise ValueError(f"--lr_scheduler_type {self.lr_scheduler_type!r}: choose 'constant' or 'cosine'.")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"--mixed_precision {self.mixed_precision!r}: choose 'no', 'bf16' or 'fp16'.")
+        if self.per_device_train_batch_size < 2 and not self.gather_features:
+            raise ValueError("A contrastive batch needs at least 2 pairs; raise --per_device_train_batch_size.")

@@ -1,0 +1,238 @@
+"""Training pairs for CLIP-ND: a mention in its task's modality and its gold entity, text augmented by aug_T.
+
+Rows come from the dataset package (an exported folder, a Hub repo id or a raw release). Images are decoded here,
+not by `datasets`, so that an image that fails to decode mid-run becomes a missing image (counted and reported)
+instead of stopping the run, and never a blank image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from PIL import Image, ImageEnhance, ImageOps
+
+from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
+
+from .arguments import DataArguments
+
+logger = logging.getLogger(__name__)
+
+MENTIONS_CONFIG = "mentions"
+IMAGE_COLUMNS = ("mention_image", "candidate_images")
+
+
+def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
+    """Load one split of the ``mentions`` config (all columns), images left undecoded.
+
+    ``dataset`` is an exported folder (with ``data/``), a raw release folder (read by `M3ELBuilder`), or a Hub id.
+    """
+    path = Path(dataset)
+    try:
+        if path.is_dir() and not (path / "data").is_dir():
+            from m3el_dataset import M3ELBuilder
+
+            builder = M3ELBuilder(config_name=MENTIONS_CONFIG, data_dir=str(path), cache_dir=cache_dir)
+            builder.download_and_prepare()
+            loaded = builder.as_dataset(split=split)
+        else:
+            loaded = datasets.load_dataset(dataset, MENTIONS_CONFIG, split=split, cache_dir=cache_dir)
+    except ValueError as error:
+        if "split" in str(error).lower():
+            raise ValueError(f"Dataset {dataset} has no split {split!r}: {error}") from error
+        raise
+    loaded = loaded.cast_column("mention_image", datasets.Image(decode=False))
+    return loaded.cast_column("candidate_images", datasets.List(datasets.Image(decode=False)))
+
+
+def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]:
+    """Decode an undecoded image cell; return ``(image or None, whether decoding failed)``."""
+    if cell is None or cell.get("bytes") is None:
+        return None, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(cell["bytes"]))
+            return image.convert("RGB"), False
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        logger.debug("Undecodable image %s: %s", cell.get("path"), error)
+        return None, True
+
+
+def augment_text(name: str, description: str, rng: random.Random, args: DataArguments) -> str:
+    """aug_T: the entity text ``"{name}: {description}"``, each part dropped with its own probability."""
+    keep_name = rng.random() >= args.name_drop_prob
+    keep_description = rng.random() >= args.description_drop_prob
+    if keep_name and keep_description:
+        return f"{name}: {description}"
+    return name if keep_name else description if keep_description else ""
+
+
+def augment_image(image: Image.Image, rng: random.Random) -> Image.Image:
+    """aug_I with PIL only (torchvision does not load with our torch): random crop, flip and colour jitter."""
+    width, height = image.size
+    scale = rng.uniform(0.8, 1.0)
+    crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
+    image = image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.BICUBIC)
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.9, 1.1))
+    return ImageEnhance.Contrast(image).enhance(rng.uniform(0.9, 1.1))
+
+
+@dataclass
+class EntityView:
+    """An entity (or a mention) as the model sees it in one task: text, image, or both.
+
+    ``image`` is ``None`` for a missing image of a task that needs one (``needs_image``): it is embedded as missing,
+    never replaced by a blank image.
+    """
+
+    text: str | None
+    image: Image.Image | None
+    needs_image: bool
+    parts: dict[str, str] | None = None  # mention text parts, for the keep-mention truncation
+
+    @property
+    def modality(self) -> str:
+        """``"T"``, ``"I"`` or ``"IT"``: which encoders this view goes through."""
+        return ("I" if self.needs_image else "") + ("T" if self.text is not None else "")
+
+
+class MentionEntityPairs(torch.utils.data.Dataset):
+    """Mention → gold-entity pairs of one split, with the non-gold candidates as hard negatives.
+
+    For training, mentions whose gold is not among the candidates (label -1) are not positives and are left out;
+    for evaluation (``train=False``) every mention is kept (one without its gold counts as wrong). With several
+    tasks, each training example's task is drawn from (seed, epoch, index), as are its augmentations, so the data
+    of a resumed run is exactly that of an uninterrupted one; evaluation uses the first task.
+    """
+
+    def __init__(self, rows: datasets.Dataset, args: DataArguments, *, train: bool, seed: int = 0):
+        self.rows, self.args, self.train, self.seed = rows, args, train, seed
+        labels = rows["label"]
+        self.indices = [index for index, label in enumerate(labels) if label >= 0 or not train]
+        self.num_without_gold = sum(label < 0 for label in labels)
+        self.tasks = [parse_task(task) for task in args.tasks]
+        self.template = TEXT_FORMAT_TEMPLATES[args.text_format]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> random.Random:
+        return random.Random(f"{self.seed}:{self.epoch}:{index}")
+
+    def _image(self, cell, rng: random.Random) -> tuple[Image.Image | None, int]:
+        image, failed = decode_image(cell)
+        if image is not None and self.train and self.args.image_augmentation:
+            image = augment_image(image, rng)
+        return image, int(failed)
+
+    def _entity(self, row, position: int, task: TaskSpec, rng: random.Random) -> tuple[EntityView, int]:
+        text = None
+        if task.entity_text:
+            name, description = row["candidate_names"][position], row["candidate_descriptions"][position]
+            text = augment_text(name, description, rng, self.args) if self.train else f"{name}: {description}"
+        image, failed = self._image(row["candidate_images"][position], rng) if task.entity_image else (None, 0)
+        return EntityView(text, image, task.entity_image), failed
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        row = self.rows[self.indices[item]]
+        rng = self._rng(self.indices[item])
+        task = self.tasks[rng.randrange(len(self.tasks))] if self.train else self.tasks[0]
+        parts = {"M": row["mention_name"], "S": row["sentence"], "S1": row["sentence1"], "D": row["gold_description"]}
+        mention_image, failed = self._image(row["mention_image"], rng) if task.mention_image else (None, 0)
+        text = self.template.format(**parts) if task.mention_text else None
+        mention = EntityView(text, mention_image, task.mention_image, parts)
+        entities = []
+        for position in range(len(row["candidate_qids"])):
+            entity, entity_failed = self._entity(row, position, task, rng)
+            entities.append(entity)
+            failed += entity_failed
+        label = row["label"]
+        return {
+            "id": row["id"],
+            "task": task,
+            "mention": mention,
+            "gold": entities[label] if label >= 0 else None,
+            "negatives": [entity for position, entity in enumerate(entities) if position != label],
+            "candidates": entities,
+            "label": label,
+            "undecodable_images": failed,
+        }
+
+
+class PairCollator:
+    """Turns examples into model inputs for each side (mentions, gold entities, hard negatives, candidates).
+
+    A side is ``{modality: {"index": LongTensor, <model inputs>}}``, one entry per modality present in the batch,
+    so examples of several tasks can share a batch. Hard negatives and candidates are padded to a fixed number
+    per mention (missing slots stay out of every group and get NaN embeddings), which keeps shapes equal across
+    processes for the gather.
+    """
+
+    def __init__(self, processor, template: str, *, train: bool, keep_mention: bool = True, num_slots: int = 3):
+        self.processor, self.template, self.train = processor, template, train
+        self.keep_mention, self.num_slots = keep_mention, num_slots
+
+    def _texts(self, views: list[EntityView]) -> dict[str, torch.Tensor]:
+        from modeling_clip_nd import fit_mention_texts, tokenize_texts
+
+        if views[0].parts is not None:
+            texts = fit_mention_texts(self.processor, self.template, [v.parts for v in views], self.keep_mention)
+        else:
+            texts = [view.text for view in views]
+        encoded = tokenize_texts(self.processor, texts)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def side(self, views: list[EntityView | None]) -> dict[str, dict[str, torch.Tensor]]:
+        """Model inputs of one side; ``None`` views are padding slots."""
+        from modeling_clip_nd import prepare_images
+
+        groups: dict[str, dict[str, Any]] = {}
+        for modality in ("T", "I", "IT"):
+            positions = [i for i, view in enumerate(views) if view is not None and view.modality == modality]
+            if not positions:
+                continue
+            chosen = [views[i] for i in positions]
+            inputs: dict[str, Any] = {"index": torch.tensor(positions, dtype=torch.long)}
+            if "T" in modality:
+                inputs.update(self._texts(chosen))
+            if "I" in modality:
+                inputs.update(prepare_images(self.processor, [view.image for view in chosen]))
+            groups[modality] = inputs
+        return groups
+
+    def _slots(self, lists: list[list[EntityView]]) -> list[EntityView | None]:
+        slots: list[EntityView | None] = []
+        for views in lists:
+            slots += (views + [None] * self.num_slots)[: self.num_slots]
+        return slots
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = {
+            "ids": [example["id"] for example in examples],
+            "mentions": self.side([example["mention"] for example in examples]),
+            "labels": torch.tensor([example["label"] for example in examples]),
+            "undecodable_images": torch.tensor(sum(example["undecodable_images"] for example in examples)),
+        }
+        if self.train:
+            batch["entities"] = self.side([example["gold"] for example in examples])
+            if self.num_slots:
+                batch["negatives"] = self.side(self._slots([example["negatives"] for example in examples]))
+        else:
+            batch["candidates"] = self.side(self._slots([example["candidates"] for example in examples]))
+            batch["num_candidates"] = torch.tensor([len(example["candidates"]) for example in examples])
+        return batch

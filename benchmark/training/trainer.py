@@ -1,0 +1,368 @@
+"""The CLIP-ND training loop (accelerate): modality-augmented contrastive training as in the M3EL paper."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoProcessor, get_scheduler
+
+from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
+from modeling_clip_nd import CLIPNDModel, build_model_card
+
+from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
+from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .data import MentionEntityPairs, PairCollator, load_split
+from .evaluation import evaluate_accuracy
+from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
+from .tiny_model import build_tiny_clip_nd
+
+logger = logging.getLogger(__name__)
+
+NUM_HARD_NEGATIVES = 2  # M3EL has 3 candidates per mention: the gold and (at most) 2 others
+LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj"]
+TRAIN_LOG_FILE = "train_log.jsonl"
+"""One JSON line per logged step (loss, learning rate, temperature, samples/s), appended across resumes."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; nothing after the last good checkpoint was saved."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the saved model folder and its validation figures."""
+
+    output_dir: Path
+    validation_accuracy: float | None
+    steps: int
+    undecodable_images: int
+    history: list[dict] = field(default_factory=list)
+
+
+class EpochPermutationSampler(torch.utils.data.Sampler):
+    """A seeded permutation per epoch: the data order of a resumed run is that of an uninterrupted one."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as open_clip: no weight decay on biases, norms (1-D parameters) and the temperature."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exempt = parameter.ndim < 2 or "bias" in name or "norm" in name or "logit_scale" in name
+        (no_decay if exempt else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_model(model_args: ModelArguments, train_rows) -> tuple[torch.nn.Module, object]:
+    """The model to train and its processor: ``tiny`` from scratch, or any CLIP / CLIP-ND checkpoint."""
+    if model_args.init == TINY_INIT:
+        texts = [*train_rows["text_S"], *(text for texts in train_rows["candidate_texts"] for text in texts)]
+        return build_tiny_clip_nd(texts, model_args)
+    model = CLIPNDModel.from_clip(model_args.init, revision=model_args.revision)
+    return model, AutoProcessor.from_pretrained(model_args.init, revision=model_args.revision)
+
+
+def apply_lora(model: CLIPNDModel, args: TrainingArguments) -> torch.nn.Module:
+    """Wrap ``model`` in a peft LoRA adapter on the attention projections of both towers."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=LORA_TARGET_MODULES
+    )
+    return get_peft_model(model, config)
+
+
+def _trackers(report_to: str) -> list[str]:
+    if report_to == "none":
+        return []
+    if report_to != "auto":
+        return [report_to]
+    try:
+        import tensorboard  # noqa: F401
+
+        return ["tensorboard"]
+    except ImportError:
+        return []
+
+
+
+class CLIPNDTrainer:
+    """Trains a CLIP-ND model under `accelerate` (one GPU to many nodes, or CPU processes).
+
+    Build it with the three argument dataclasses, then call `train`. Set-up follows accelerate's examples: data,
+    model, optimizer, `prepare`; `train` resumes from the last complete checkpoint when asked.
+    """
+
+    def __init__(self, model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments):
+        self.model_args, self.data_args, self.args = model_args, data_args, args
+        self.output_dir = Path(args.output_dir)
+        # Unused towers (e.g. vision in Tm-Te) must not stall DDP's gradient reduction.
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            mixed_precision=args.mixed_precision,
+            log_with=_trackers(args.report_to) or None,
+            project_dir=str(self.output_dir),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        set_seed(args.seed)
+        with self.accelerator.main_process_first():  # the main process may build the Arrow cache
+            train_rows = load_split(data_args.dataset, data_args.train_split)
+            validation_rows = None
+            if data_args.validation_split:
+                validation_rows = load_split(data_args.dataset, data_args.validation_split)
+        self.model, self.processor = build_model(model_args, train_rows)
+        if args.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        if args.lora_r:
+            self.model = apply_lora(self.model, args)
+        self.num_slots = NUM_HARD_NEGATIVES if data_args.hard_negatives else 0
+        self._build_loaders(train_rows, validation_rows)
+        self._prepare_optimization()
+        self.loss_fn = GatheredContrastiveLoss(gather=args.gather_features)
+        self.state = TrainerState()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def _build_loaders(self, train_rows, validation_rows) -> None:
+        template = TEXT_FORMAT_TEMPLATES[self.data_args.text_format]
+        self.train_pairs = MentionEntityPairs(train_rows, self.data_args, train=True, seed=self.args.seed)
+        if len(self.train_pairs) == 0:
+            raise ValueError(f"The {self.data_args.train_split!r} split of {self.data_args.dataset} has no mention "
+                             "whose gold entity is among its candidates; there is nothing to train on.")  # fmt: skip
+        self.sampler = EpochPermutationSampler(len(self.train_pairs), self.args.seed)
+        self.train_loader = DataLoader(
+            self.train_pairs,
+            batch_size=self.args.per_device_train_batch_size,
+            sampler=self.sampler,
+            collate_fn=PairCollator(self.processor, template, train=True, keep_mention=self.data_args.keep_mention,
+                                    num_slots=self.num_slots),  # fmt: skip
+            num_workers=self.data_args.dataloader_num_workers,
+        )
+        self.validation_loader, self.eval_slots = None, 0
+        if validation_rows is not None and len(validation_rows):
+            pairs = MentionEntityPairs(validation_rows, self.data_args, train=False, seed=self.args.seed)
+            self.eval_slots = max(len(qids) for qids in validation_rows["candidate_qids"])
+            self.validation_loader = DataLoader(
+                pairs,
+                batch_size=self.args.per_device_eval_batch_size,
+                collate_fn=PairCollator(self.processor, template, train=False, num_slots=self.eval_slots),
+                num_workers=self.data_args.dataloader_num_workers,
+            )
+
+    def _prepare_optimization(self) -> None:
+        args = self.args
+        module = ContrastiveTrainingModule(self.model, self.num_slots)
+        if args.torch_compile:
+            module = torch.compile(module)
+        optimizer = torch.optim.AdamW(
+            parameter_groups(self.model, args.weight_decay),
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+        )
+        batches = math.ceil(len(self.train_loader) / self.accelerator.num_processes)
+        self.steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+        self.total_steps = args.max_steps if args.max_steps > 0 else args.num_train_epochs * self.steps_per_epoch
+        scheduler = get_scheduler(
+            args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=self.total_steps
+        )
+        self.module, self.optimizer, self.train_loader, self.scheduler = self.accelerator.prepare(
+            module, optimizer, self.train_loader, scheduler
+        )
+        if self.validation_loader is not None:
+            self.validation_loader = self.accelerator.prepare(self.validation_loader)
+
+    # ----------------------------------------------------------------------------------------------- training
+    def train(self) -> TrainResult:
+        """Run until ``max_steps`` or the last epoch (or early stopping); return the saved model's folder."""
+        if self.args.resume:
+            self._resume()
+        self.accelerator.init_trackers("clip_nd", config=self._flat_arguments())
+        progress = tqdm(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
+                        disable=not self.accelerator.is_local_main_process)  # fmt: skip
+        self._last_log = (time.perf_counter(), self.state.step)
+        stop = False
+        while self.state.step < self.total_steps and not stop:
+            epoch_finished = self._train_epoch(progress)
+            if epoch_finished or self.state.step >= self.total_steps:
+                stop = self._end_of_epoch()
+        progress.close()
+        undecodable = int(self.accelerator.reduce(torch.tensor(self.state.undecodable_images), reduction="sum"))
+        if undecodable:
+            logger.warning("%d images failed to decode during training; they counted as missing.", undecodable)
+        if self.validation_loader is None:
+            self._save_model()
+        self.accelerator.end_training()
+        return TrainResult(self.output_dir, self.state.best_accuracy, self.state.step, undecodable, self.state.history)
+
+    def _train_epoch(self, progress) -> bool:
+        """Train on the rest of the current epoch; return whether it was finished (not cut by ``max_steps``)."""
+        self.sampler.set_epoch(self.state.epoch)
+        self.train_pairs.set_epoch(self.state.epoch)
+        loader = self.train_loader
+        if self.state.batches_done_in_epoch:
+            loader = self.accelerator.skip_first_batches(loader, self.state.batches_done_in_epoch)
+        for batch in loader:
+            loss = self._train_step(batch)
+            self.state.batches_done_in_epoch += 1
+            self.state.undecodable_images += int(batch["undecodable_images"])
+            if not self.accelerator.sync_gradients:
+                continue
+            self.state.step += 1
+            progress.update(1)
+            self._log(loss)
+            if self.args.checkpointing_steps and self.state.step % self.args.checkpointing_steps == 0:
+                save_checkpoint(self.accelerator, self.output_dir, self.state, self.args.checkpoints_total_limit)
+            if self.state.step >= self.total_steps:
+                return False
+        return True
+
+    def _train_step(self, batch: dict) -> torch.Tensor:
+        with self.accelerator.accumulate(self.module):
+            mentions, entities, negatives, logit_scale = self.module(batch)
+            loss = self.loss_fn(mentions, entities, logit_scale, negatives)
+            self._check_finite(loss, batch)
+            self.accelerator.backward(loss)
+            if self.accelerator.sync_gradients and self.args.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self.module.parameters(), self.args.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+        return loss.detach()
+
+    def _check_finite(self, loss: torch.Tensor, batch: dict) -> None:
+        losses = self.accelerator.gather(loss.detach().reshape(1))
+        if torch.isfinite(losses).all():
+            return
+        latest = latest_checkpoint(self.output_dir)
+        ids = batch["ids"][:5]
+        self.accelerator.end_training()
+        raise TrainingDivergedError(
+            f"The loss is {loss.item()} at step {self.state.step + 1} (epoch {self.state.epoch}, batch "
+            f"{self.state.batches_done_in_epoch} of the epoch, mentions {ids}...); it was not applied. The last good "
+            f"checkpoint is {latest or 'none (none written yet)'}: lower --learning_rate or check those mentions, "
+            "then continue with --resume."
+        )
+
+    def _log(self, loss: torch.Tensor) -> None:
+        if self.state.step % max(self.args.logging_steps, 1) and self.state.step != self.total_steps:
+            return
+        loss = float(self.accelerator.reduce(loss, reduction="mean"))
+        now, (since, last_step) = time.perf_counter(), self._last_log
+        samples = (self.state.step - last_step) * self.args.per_device_train_batch_size
+        samples *= self.accelerator.num_processes * self.args.gradient_accumulation_steps
+        logit_scale = self.accelerator.unwrap_model(self.module).model.get_logit_scale().item()
+        figures = {
+            "train/loss": loss,
+            "train/learning_rate": self.scheduler.get_last_lr()[0],
+            "train/temperature": 1.0 / logit_scale,
+            "train/samples_per_second": samples / max(now - since, 1e-9),
+        }
+        self._last_log = (now, self.state.step)
+        self.accelerator.log(figures, step=self.state.step)
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / TRAIN_LOG_FILE, "a", encoding="utf-8") as log_file:
+                log_file.write(json.dumps({"step": self.state.step, **figures}) + "\n")
+            logger.info("step %d: " + ", ".join(f"{k.split('/')[1]} %.4g" for k in figures), self.state.step,
+                        *figures.values())  # fmt: skip
+
+    def _end_of_epoch(self) -> bool:
+        """Validate, keep the best model, move to the next epoch; return whether early stopping says stop."""
+        finished_epoch = self.state.epoch
+        self.state.epoch += 1
+        self.state.batches_done_in_epoch = 0
+        if self.validation_loader is None:
+            return False
+        model = self.accelerator.unwrap_model(self.module).model
+        metrics = evaluate_accuracy(self.accelerator, model, self.validation_loader, self.eval_slots)
+        record = {"epoch": finished_epoch, "step": self.state.step, "accuracy": metrics["accuracy"],
+                  "mrr": metrics["mrr"]}  # fmt: skip
+        self.state.history.append(record)
+        self.accelerator.log({"validation/accuracy": metrics["accuracy"], "validation/mrr": metrics["mrr"]},
+                             step=self.state.step)  # fmt: skip
+        if self.accelerator.is_main_process:
+            logger.info("epoch %d: validation ACC %.4f, MRR %.4f", finished_epoch, metrics["accuracy"], metrics["mrr"])
+        if self.state.best_accuracy is None or metrics["accuracy"] > self.state.best_accuracy:
+            self.state.best_accuracy = metrics["accuracy"]
+            self.state.epochs_without_improvement = 0
+            self._save_model()
+            return False
+        self.state.epochs_without_improvement += 1
+        patience = self.args.early_stopping_patience
+        return bool(patience) and self.state.epochs_without_improvement >= patience
+
+    # ------------------------------------------------------------------------------------------------ saving
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.output_dir)
+        if path is None:
+            logger.warning("--resume: no complete checkpoint in %s; starting from step 0.", self.output_dir)
+            return
+        self.state = load_checkpoint(self.accelerator, path)
+        logger.info("Resumed from %s (step %d, epoch %d)", path, self.state.step, self.state.epoch)
+
+    def _flat_arguments(self) -> dict:
+        flat = {}
+        for group in (self.model_args, self.data_args, self.args):
+            flat.update({k: v for k, v in asdict(group).items() if isinstance(v, (int, float, str, bool))})
+        return flat
+
+    def _exportable_model(self):
+        model = self.accelerator.unwrap_model(self.module).model
+        if self.args.lora_r and self.args.save_merged:
+            return copy.deepcopy(model).merge_and_unload()
+        return model
+
+    def _model_card(self, model) -> str | None:
+        if self.args.lora_r and not self.args.save_merged:
+            return None
+        results = None
+        if self.state.best_accuracy is not None:
+            results = {task: {"accuracy": self.state.best_accuracy} for task in self.data_args.tasks[:1]}
+        card = build_model_card(model.config, results, split=self.data_args.validation_split or "validation")
+        arguments = json.dumps(self._flat_arguments(), indent=1, sort_keys=True)
+        history = json.dumps(self.state.history, indent=1)
+        sections = [("Training arguments", arguments), ("Validation history", history)]
+        return str(card) + "".join(f"\n\n## {title}\n\n```json\n{body}\n```\n" for title, body in sections)
+
+    def _save_model(self) -> None:
+        """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
+        model = self._exportable_model()
+        if self.accelerator.is_main_process:
+            staging = self.output_dir / ".staging-model"
+            shutil.rmtree(staging, ignore_errors=True)
+            card = self._model_card(model)
+            if card is None:
+                model.save_pretrained(staging)
+            else:
+                model.save_pretrained(staging, model_card=card)
+            self.processor.save_pretrained(staging)
+            for path in staging.iterdir():
+                os.replace(path, self.output_dir / path.name)
+            staging.rmdir()
+        self.accelerator.wait_for_everyone()
