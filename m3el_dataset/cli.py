@@ -1,4 +1,4 @@
-"""The ``m3el-dataset`` command: build, inspect and upload M3EL in its Hub layout."""
+"""The ``m3el-dataset`` command: build, inspect and upload M3EL in its Hub layout, and convert peer MEL datasets."""
 
 from __future__ import annotations
 
@@ -50,6 +50,29 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .converters import convert
+
+    limits = ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows)
+    config = ExportConfig(
+        skip_invalid=args.skip_invalid,
+        decode_check=not args.no_decode_check,
+        overwrite=args.overwrite,
+        repo_id=args.repo_id or f"<org>/{args.format}",
+        license=args.license,
+        limits=limits,
+    )
+    result = convert(args.format, args.src_dir, args.out_dir, config)
+    nil = result.statistics.total.gold_absent
+    print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
+          f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
+    for skip in result.report.skipped_records:
+        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
+    empty_images = len(result.report.image_problems)
+    print(f"{empty_images} empty image cells; build report: {result.out_dir / 'build_report.json'}")
+    return 0
+
+
 def _stats(args: argparse.Namespace) -> int:
     statistics = compute_statistics(args.path, skip_invalid=args.skip_invalid)
     print(json.dumps(statistics.to_dict(), indent=1) if args.json else format_statistics(statistics))
@@ -88,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--repo-id", default="<org>/m3el", help="repository named in the card's examples")
     build.add_argument("--license", default="unknown", help="licence field of the card")
     build.set_defaults(handler=_build)
+
+    from .converters import CONVERTERS
+
+    convert = commands.add_parser("convert", help="convert a peer MEL dataset into the same Hub layout")
+    convert.add_argument("format", choices=list(CONVERTERS),
+                         help="; ".join(f"{c.name}: {c.description}" for c in CONVERTERS.values()))  # fmt: skip
+    convert.add_argument("src_dir", help="the folder the dataset unpacks to")
+    convert.add_argument("out_dir", help="the folder to write, ready for 'm3el-dataset push'")
+    convert.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
+    convert.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
+    convert.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
+    convert.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
+    convert.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    convert.add_argument("--repo-id", default=None, help="repository named in the card's examples")
+    convert.add_argument("--license", default="unknown", help="licence field of the card")
+    convert.set_defaults(handler=_convert)
 
     stats = commands.add_parser("stats", help="print statistics of a raw release or an exported folder")
     stats.add_argument("path")

@@ -13,6 +13,7 @@ Layout of the folder, which ``huggingface_hub`` uploads as it is::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -127,12 +128,9 @@ def _write_shards(
     if kb_entities is not None:
         for entity in tqdm(kb_entities, desc=f"Building {layout.name} knowledge base", unit=" entities"):
             write_entity(entity)
-    empty = [split for split in layout.splits if not any(writers[g, split].num_rows for g in layout.groups)]
-    if empty and not layout.group_splits:
-        raise ValueError(f"No mention in the split(s) {', '.join(empty)} of {layout.name}; leave them out of its "
-                         "layout or add their records.")  # fmt: skip
     shards = [path for writer in writers.values() for path in writer.close()] + kb_writer.close()
-    return accumulator, shards, len(seen_entities)
+    filled = tuple(split for split in layout.splits if any(writers[g, split].num_rows for g in layout.groups))
+    return accumulator, shards, len(seen_entities), filled
 
 
 def export_rows(
@@ -162,10 +160,15 @@ def export_rows(
     staging = _prepare_output(out_dir, config.overwrite)
     report = report if report is not None else BuildReport()
     try:
-        accumulator, shards, num_entities = _write_shards(rows, kb_entities, staging, layout, config)
+        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config)
         statistics = accumulator.result(report)
         if statistics.total.mentions == 0:
             raise ValueError(f"No usable mention record in {source}; nothing to export.")
+        if filled != layout.splits and not layout.group_splits:
+            # A split left with no shard cannot be loaded: it leaves the card (its skipped records are reported).
+            logger.warning("No mention left in split(s) %s of %s; they are left out of the card.",
+                           ", ".join(s for s in layout.splits if s not in filled), layout.name)  # fmt: skip
+            layout = dataclasses.replace(layout, splits=filled)
         report.save(staging)
         card = render_dataset_card(statistics, repo_id=config.repo_id, license=config.license, layout=layout)
         card.save(staging / "README.md")

@@ -1,0 +1,42 @@
+"""Converters of peer multi-modal entity linking datasets into M3EL's row schema and Hub layout.
+
+Each format is one module with a ``convert(src_dir, out_dir, config)`` function; `CONVERTERS` names them for the
+``m3el-dataset convert FORMAT SRC OUT`` command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..export import ExportConfig, ExportResult
+from . import mimic
+
+
+@dataclass(frozen=True)
+class Converter:
+    """A source format: its name on the command line, what it reads, and the function that converts it."""
+
+    name: str
+    description: str
+    convert: Callable[[str | os.PathLike, str | os.PathLike, ExportConfig], ExportResult]
+
+
+CONVERTERS: dict[str, Converter] = {
+    converter.name: converter
+    for converter in (
+        Converter("mimic", "WikiMEL, RichpediaMEL or WikiDiverse as MIMIC distributes them", mimic.convert),
+    )
+}
+"""Every converter, by format name."""
+
+
+def convert(fmt: str, src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
+    """Convert the ``fmt`` dataset in ``src_dir`` into the Hub folder ``out_dir``."""
+    if fmt not in CONVERTERS:
+        raise ValueError(f"Unknown format {fmt!r}; choose one of {', '.join(CONVERTERS)}.")
+    return CONVERTERS[fmt].convert(src_dir, out_dir, config)
+
+
+__all__ = ["CONVERTERS", "Converter", "convert"]
