@@ -1,0 +1,130 @@
+"""The interface every baseline adapter implements: normalised text, image and (I+T) embeddings of one model.
+
+An adapter turns raw inputs into model inputs (``collate_*``, which run in DataLoader workers) and model inputs
+into embeddings (``encode_*``). Every embedding has shape ``(batch, num_vectors, dim)``, L2-normalised on the last
+axis: one vector for most models, one per query token for BLIP-2. Two embeddings are compared by the maximum dot
+product over their vectors (`similarity`), which is the cosine similarity when each has one vector.
+
+(I+T) embeddings use the model's own fusion where it has one (``fusion = "multimodal-encoder"``, FLAVA): the
+adapter then encodes (text, image) pairs. Otherwise ``fusion = "mean"``: the normalised mean of the text and image
+embeddings, computed from the cached unimodal embeddings without another encoder pass (`fuse_mean`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+FUSION_MEAN = "mean"
+FUSION_MULTIMODAL_ENCODER = "multimodal-encoder"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the results record about a loaded model."""
+
+    name: str
+    source: str
+    revision: str
+    family: str
+    model_type: str
+    fusion: str
+    dtype: str
+
+
+def pooled(output: Any) -> torch.Tensor:
+    """The pooled embedding of a ``get_*_features`` call: a tensor, or the ``pooler_output`` of transformers 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def normalise(embeddings: torch.Tensor) -> torch.Tensor:
+    """Float32, L2-normalised embeddings of shape ``(batch, num_vectors, dim)`` (a 2-D input gets one vector)."""
+    embeddings = embeddings.float()
+    if embeddings.ndim == 2:
+        embeddings = embeddings[:, None, :]
+    return F.normalize(embeddings, dim=-1)
+
+
+def fuse_mean(text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The normalised mean of text and image embeddings (broadcast over vectors); NaN where the image is missing."""
+    return F.normalize(text + image, dim=-1)
+
+
+def similarity(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Scores ``(batch, num_keys)`` of ``queries (batch, q, d)`` against ``keys (batch, num_keys, k, d)``.
+
+    The maximum over every pair of vectors (BLIP-2 scores a text against its best-matching query token).
+    """
+    if queries.shape[1] == 1 and keys.shape[2] == 1:
+        return torch.einsum("bd,bcd->bc", queries[:, 0], keys[:, :, 0])
+    return torch.einsum("bqd,bckd->bcqk", queries, keys).flatten(2).amax(dim=2)
+
+
+class EmbeddingAdapter:
+    """One model seen as three encoders. Subclasses set `family` and implement the ``collate``/``encode`` pairs.
+
+    Args:
+        model (`torch.nn.Module`): the loaded model, in eval mode, on its device.
+        processor: its processor (tokenizer and image processor).
+        info (`ModelInfo`): name, source and revision for the results.
+    """
+
+    family: str = "base"
+    fusion: str = FUSION_MEAN
+
+    def __init__(self, model: torch.nn.Module, processor: Any, info: ModelInfo):
+        self.model = model
+        self.processor = processor
+        self.info = info
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def image_processor(self):
+        return getattr(self.processor, "image_processor", self.processor)
+
+    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        moved = {}
+        for key, value in batch.items():
+            value = value.to(self.device)
+            moved[key] = value.to(self.dtype) if value.is_floating_point() else value
+        return moved
+
+    def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize a batch of texts (padded, truncated to the model's text context)."""
+        raise NotImplementedError
+
+    def collate_images(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """Process a batch of decoded RGB images."""
+        return dict(self.image_processor(images=list(images), return_tensors="pt"))
+
+    def collate_pairs(self, texts: Sequence[str], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """Model inputs of (text, image) pairs; only for adapters whose fusion is a multimodal encoder."""
+        return {**self.collate_texts(texts), **self.collate_images(images)}
+
+    def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised text embeddings ``(batch, num_vectors, dim)``."""
+        raise NotImplementedError
+
+    def encode_images(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised image embeddings ``(batch, num_vectors, dim)``."""
+        raise NotImplementedError
+
+    def encode_pairs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised (I+T) embeddings from the model's own multimodal encoder."""
+        raise NotImplementedError(f"{type(self).__name__} fuses by the normalised mean; it has no pair encoder.")

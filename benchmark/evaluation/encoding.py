@@ -1,0 +1,189 @@
+"""Encoding each unique input once per model, sharded across processes, through the embedding cache.
+
+`encode_unique` is the one entry point, for texts, images and (text, image) pairs alike, and for any caller: the
+candidate protocol here, whole-knowledge-base ranking later. It looks every key up in the cache, deals the rest
+out to the processes, encodes them in batches (texts sorted by length so that padding is small; images decoded
+in DataLoader workers), gathers the embeddings on every process and caches them. An image that fails to decode
+gets a NaN embedding: it is scored as missing, never as a blank image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..baselines.base import EmbeddingAdapter
+from .cache import EmbeddingCache
+from .distributed import gather_pieces, interleave, shard
+
+logger = logging.getLogger(__name__)
+
+TEXT, IMAGE, PAIR = "text", "image", "pair"
+KINDS = (TEXT, IMAGE, PAIR)
+
+
+def decode_image(data: bytes) -> Image.Image | None:
+    """Decode stored image bytes to RGB, or ``None`` if they are not a readable image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except Exception:  # PIL raises many types for corrupt files; any of them means "unusable image"
+        return None
+
+
+class _Items(Dataset):
+    """Raw inputs of one kind, decoded lazily (images in the DataLoader's worker processes)."""
+
+    def __init__(self, kind: str, payloads: list):
+        self.kind, self.payloads = kind, payloads
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def __getitem__(self, index: int):
+        payload = self.payloads[index]
+        if self.kind == TEXT:
+            return payload
+        if self.kind == IMAGE:
+            return decode_image(payload)
+        return payload[0], decode_image(payload[1])
+
+
+class _Collator:
+    """Turns a batch of decoded items into model inputs with the adapter's processor; remembers undecodable rows."""
+
+    def __init__(self, adapter: EmbeddingAdapter, kind: str):
+        self.adapter, self.kind = adapter, kind
+
+    def __call__(self, items: list) -> tuple[dict[str, torch.Tensor] | None, torch.Tensor]:
+        if self.kind == TEXT:
+            return self.adapter.collate_texts(items), torch.ones(len(items), dtype=torch.bool)
+        images = items if self.kind == IMAGE else [image for _, image in items]
+        present = torch.tensor([image is not None for image in images], dtype=torch.bool)
+        if not present.any():
+            return None, present
+        if self.kind == IMAGE:
+            return self.adapter.collate_images([image for image in images if image is not None]), present
+        pairs = [item for item in items if item[1] is not None]
+        return self.adapter.collate_pairs([text for text, _ in pairs], [image for _, image in pairs]), present
+
+
+@dataclass
+class EncodingStats:
+    """Work done for one kind of input of one model (summed over processes)."""
+
+    unique: int = 0
+    encoded: int = 0
+    cached: int = 0
+    undecodable: int = 0
+    seconds: float = 0.0
+
+    @property
+    def pass_ratio(self) -> float:
+        """Unique inputs accounted for (encoded, cached or undecodable) per unique input: 1.0 means each once."""
+        return (self.encoded + self.cached + self.undecodable) / self.unique if self.unique else 1.0
+
+
+@dataclass
+class EncodingSettings:
+    """How `encode_unique` batches its work."""
+
+    batch_size: int = 64
+    num_workers: int = 2
+
+
+@dataclass
+class EmbeddingTable:
+    """Embeddings of unique inputs: row ``index[key]`` of ``embeddings`` (float32, ``(n, num_vectors, dim)``)."""
+
+    index: dict[str, int]
+    embeddings: torch.Tensor
+    stats: EncodingStats = field(default_factory=EncodingStats)
+
+
+def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Encode this process's payloads in order; return the embeddings of the decodable ones and which those are."""
+    loader = DataLoader(
+        _Items(kind, payloads),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers if kind != TEXT else 0,
+        collate_fn=_Collator(adapter, kind),
+    )
+    encode = {TEXT: adapter.encode_texts, IMAGE: adapter.encode_images, PAIR: adapter.encode_pairs}[kind]
+    chunks, masks = [], []
+    for inputs, present in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
+        masks.append(present.numpy())
+        if inputs is not None:
+            chunks.append(encode(inputs).float().cpu().numpy())
+    present = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+    return (np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.float32)), present
+
+
+def _expand(vectors: np.ndarray, present: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Put each input's embedding back in place, NaN for the undecodable ones."""
+    full = np.full((len(present), *shape), np.nan, dtype=np.float32)
+    if len(vectors):
+        full[present] = vectors
+    return full
+
+
+def _order(kind: str, keys: list[str], items: Mapping) -> list[str]:
+    """Texts longest first, so that each batch pads to similar lengths; other kinds in key order."""
+    if kind == TEXT:
+        return sorted(keys, key=lambda key: (-len(items[key]), key))
+    return sorted(keys)
+
+
+def encode_unique(
+    adapter: EmbeddingAdapter,
+    kind: str,
+    items: Mapping[str, object],
+    cache: EmbeddingCache,
+    accelerator: Accelerator,
+    settings: EncodingSettings,
+    fallback_shape: tuple[int, ...] = (1, 1),
+) -> EmbeddingTable:
+    """Embed every item of ``items`` (key to text, image bytes or (text, image bytes)) once, on every process.
+
+    ``fallback_shape`` is the ``(num_vectors, dim)`` of the NaN rows when no item at all could be encoded.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown input kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    start = time.perf_counter()
+    keys = list(items)
+    found = cache.load(kind, keys)
+    todo = _order(kind, [key for key in keys if key not in found], items)
+    mine = shard(todo, accelerator)
+    desc = f"{adapter.info.name} | encode {kind}s"
+    local, present = _encode_local(adapter, kind, [items[key] for key in mine], settings, desc, accelerator)
+    pieces = gather_pieces((local, present), accelerator)
+    # A process whose images all failed cannot know the embedding shape: take it from any that had work.
+    shapes = [vectors.shape[1:] for vectors, _ in pieces if len(vectors)] + [value.shape for value in found.values()]
+    shape = tuple(shapes[0]) if shapes else tuple(fallback_shape)
+    fresh = interleave([_expand(vectors, mask, shape) for vectors, mask in pieces], len(todo))
+    if accelerator.is_main_process:
+        cache.save(kind, todo, fresh)
+    stats = EncodingStats(
+        unique=len(keys),
+        encoded=sum(int(mask.sum()) for _, mask in pieces),
+        cached=len(found),
+        undecodable=sum(int((~mask).sum()) for _, mask in pieces),
+    )
+    embeddings = np.full((len(keys), *shape), np.nan, dtype=np.float32)
+    index = {key: row for row, key in enumerate(keys)}
+    for key, vector in found.items():
+        embeddings[index[key]] = vector
+    for row, key in enumerate(todo):
+        embeddings[index[key]] = fresh[row]
+    stats.seconds = time.perf_counter() - start
+    return EmbeddingTable(index, torch.from_numpy(embeddings), stats)

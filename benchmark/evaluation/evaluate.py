@@ -1,0 +1,130 @@
+"""Evaluating one model: collect its unique inputs, encode each once, score every setting, compute the metric.
+
+`needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
+formats, the entity texts, the images, and, for a model whose fusion is its own multimodal encoder (FLAVA), the
+(text, image) pairs of the (I+T) sides. `evaluate_model` returns every figure as flat records, one per
+(task, text format, topic), with ``topic = "all"`` for the whole set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from accelerate import Accelerator
+
+from ..baselines.base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo
+from ..m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks
+from .cache import EmbeddingCache, model_cache_key
+from .data import MentionTable, pair_key
+from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
+from .scoring import CandidateScorer, Setting, rank_mentions
+
+logger = logging.getLogger(__name__)
+
+ALL_TOPICS = "all"
+
+
+@dataclass
+class ModelEvaluation:
+    """Everything measured for one model."""
+
+    info: ModelInfo
+    records: list[dict[str, Any]]
+    encoding: dict[str, EncodingStats]
+    undecodable_images: int
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pass_ratio(self) -> float:
+        """Unique inputs accounted for per unique input over every kind; 1.0 means each was handled once."""
+        unique = sum(stats.unique for stats in self.encoding.values())
+        done = sum(stats.encoded + stats.cached + stats.undecodable for stats in self.encoding.values())
+        return done / unique if unique else 1.0
+
+
+def needed_inputs(
+    mentions: MentionTable, settings: Sequence[Setting], pair_fusion: bool
+) -> dict[str, dict[str, object]]:
+    """Each unique input the settings need, by kind: key to text, image bytes or (text, image bytes)."""
+    inputs, texts, images, pairs = mentions.inputs, {}, {}, {}
+    candidates = list(zip(mentions.candidate_texts, mentions.candidate_images, strict=True))
+
+    def add(text_key, image_key, spec_text, spec_image):
+        if spec_text and (not spec_image or not pair_fusion):
+            texts[text_key] = inputs.texts[text_key]
+        if spec_image and image_key is not None and (not spec_text or not pair_fusion):
+            images[image_key] = inputs.images[image_key]
+        if spec_text and spec_image and pair_fusion and image_key is not None:
+            pairs[pair_key(text_key, image_key)] = (inputs.texts[text_key], inputs.images[image_key])
+
+    mention_sides = {(s.text_format, s.spec.mention_text, s.spec.mention_image) for s in settings}
+    for text_format, wants_text, wants_image in sorted(mention_sides):
+        for row, image_key in enumerate(mentions.mention_images):
+            text_key = mentions.mention_texts[text_format][row] if wants_text else None
+            add(text_key, image_key, wants_text, wants_image)
+    for wants_text, wants_image in sorted({(s.spec.entity_text, s.spec.entity_image) for s in settings}):
+        for text_keys, image_keys in candidates:
+            for text_key, image_key in zip(text_keys, image_keys, strict=True):
+                add(text_key, image_key, wants_text, wants_image)
+    found = {TEXT: texts, IMAGE: images, PAIR: pairs}
+    return {kind: items for kind, items in found.items() if items or kind == TEXT}
+
+
+def _records(name: str, settings: Sequence[Setting], figures: np.ndarray, topics: list[str]) -> list[dict]:
+    records = []
+    for column, setting in enumerate(settings):
+        ranks, missing_scores, missing_mentions = figures[:, column].T
+        metrics = compute_ranking_metrics_from_ranks(ranks, groups={"topic": topics})
+        by_topic = metrics.pop("by_group")["topic"]
+        base = {"model": name, "task": setting.task, "text_format": setting.text_format}
+        records.append({**base, "topic": ALL_TOPICS, **metrics, "missing_candidate_scores": int(missing_scores.sum()),
+                        "missing_mentions": int(missing_mentions.sum())})  # fmt: skip
+        for topic, topic_metrics in by_topic.items():
+            selected = np.asarray(topics) == topic
+            records.append({**base, "topic": topic, **topic_metrics,
+                            "missing_candidate_scores": int(missing_scores[selected].sum()),
+                            "missing_mentions": int(missing_mentions[selected].sum())})  # fmt: skip
+    return records
+
+
+def evaluate_model(
+    adapter: EmbeddingAdapter,
+    mentions: MentionTable,
+    settings: Sequence[Setting],
+    accelerator: Accelerator,
+    encoding: EncodingSettings,
+    cache_root: str | Path | None,
+    text_formats: Sequence[str],
+) -> ModelEvaluation:
+    """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure."""
+    start = time.perf_counter()
+    cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
+    needed = needed_inputs(mentions, settings, adapter.fusion == FUSION_MULTIMODAL_ENCODER)
+    tables: dict[str, EmbeddingTable] = {}
+    for kind in (TEXT, IMAGE, PAIR):
+        if kind in needed:
+            fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
+            tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
+    scorer = CandidateScorer(mentions, tables, text_formats)
+    desc = f"{adapter.info.name} | score"
+    figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+    undecodable: set[str] = set()
+    for kind in (IMAGE, PAIR):
+        if kind in tables:
+            nan_rows = tables[kind].embeddings.isnan().flatten(1).all(dim=1).tolist()
+            keys = [key for key, row in tables[kind].index.items() if nan_rows[row]]
+            undecodable.update(key.split("+")[-1] for key in keys)  # a pair key ends with its image key
+    return ModelEvaluation(
+        info=adapter.info,
+        records=_records(adapter.info.name, settings, figures, mentions.topics),
+        encoding={kind: table.stats for kind, table in tables.items()},
+        undecodable_images=len(undecodable),
+        seconds=time.perf_counter() - start,
+    )

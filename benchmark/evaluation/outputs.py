@@ -1,0 +1,65 @@
+"""Writing a run's outputs and the summary printed at its end.
+
+``<output_dir>/``: ``results.json``; ``tables/`` (``table4_<task>``, ``table5``, ``tasks``, ``topics`` as ``.md``
+and ``.csv``, and ``tables.md``); ``accuracy_by_task.png``; ``model_index.json`` (per model, the
+``{task: {metric: value}}`` that ``modeling_clip_nd.build_model_card(results=...)`` turns into the card's
+``model-index``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .evaluate import ModelEvaluation
+from .plots import plot_task_table
+from .results import build_results, model_index_results, write_results
+from .tables import Table, TableLayout, build_tables, write_tables
+
+
+def write_outputs(
+    output_dir: str | Path,
+    evaluations: Sequence[ModelEvaluation],
+    skipped: dict[str, str],
+    run: dict[str, Any],
+    dataset: dict[str, Any],
+    layout: TableLayout,
+) -> tuple[dict[str, Any], list[Table]]:
+    """Write every output file of a run; return the results and the tables."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = build_results(evaluations, skipped, run, dataset)
+    write_results(results, output_dir / "results.json")
+    records = results["results"]
+    tables = build_tables(records, layout)
+    write_tables(tables, output_dir / "tables")
+    if evaluations:
+        plot_task_table(next(table for table in tables if table.name == "tasks"), output_dir / "accuracy_by_task.png")
+    model_index = {e.info.name: model_index_results(e, layout.headline_format) for e in evaluations}
+    (output_dir / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
+    return results, tables
+
+
+def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayout, output_dir: str | Path) -> str:
+    """The text printed at the end of a run: headline tables, the work done per model, skipped models."""
+    shown = {f"table4_{layout.headline_task}", "table5", "tasks", "topics"}
+    lines = [table.to_markdown() for table in tables if table.name in shown]
+    lines.append("**Work per model** (each unique input is encoded once: pass ratio 1.0)\n")
+    lines.append(
+        "| Model | Fusion | Unique inputs | Encoder passes | Cache hits | Pass ratio | Undecodable images | s |"
+    )
+    lines.append("|:---|:---|---:|---:|---:|---:|---:|---:|")
+    for model in results["models"]:
+        kinds = model["encoding"].values()
+        unique, passes = sum(k["unique_inputs"] for k in kinds), sum(k["encoder_passes"] for k in kinds)
+        hits = sum(k["cache_hits"] for k in kinds)
+        cells = [model["name"], model["fusion"], unique, passes, hits, f"{model['pass_ratio']:.2f}",
+                 model["undecodable_images"], f"{model['seconds']:.1f}"]  # fmt: skip
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    if results["skipped_models"]:
+        lines.append("\nSkipped models:")
+        lines += [f"- {name}: {reason}" for name, reason in results["skipped_models"].items()]
+    lines.append(f"\nAll tables, results.json and the chart are in {output_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""Scoring each mention's candidates in every task and text format, from the embeddings of unique inputs.
+
+The nine tasks only differ in which embeddings they compare: a mention is its text (Tm, in a text format), its
+image (Im) or both (ITm); a candidate is its text (Te), its image (Ie) or both (ITe). Scores are
+`baselines.base.similarity` of the two sides, so no encoder runs here.
+
+Missing images (the rule the benchmark README documents):
+
+* A candidate whose image is missing or undecodable has a NaN embedding in tasks that need its image (Ie, ITe):
+  its score is -inf, so it ranks last, below the gold on a tie only if the gold is missing too (ties are
+  pessimistic). Such scores are counted (``missing_candidate_scores``).
+* A mention whose own image is missing in a task that needs it (Im, ITm) has no score at all: its gold is ranked
+  past every candidate (rank = number of candidates + 1), so it counts as wrong at every k, and it is counted
+  (``missing_mentions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from m3el_dataset.constants import TaskSpec, parse_task
+
+from ..baselines.base import fuse_mean, similarity
+from ..m3el_accuracy.ranking_metrics import NO_GOLD, gold_ranks
+from .data import MentionTable, pair_key
+from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
+
+NO_FORMAT = "-"
+"""Text format of tasks whose mention has no text (Im-*): they are scored once."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One scored configuration: a task and the mention text format (`NO_FORMAT` for image-only mentions)."""
+
+    task: str
+    text_format: str
+
+    @property
+    def spec(self) -> TaskSpec:
+        return parse_task(self.task)
+
+
+def settings_for(tasks: Sequence[str], text_formats: Sequence[str]) -> list[Setting]:
+    """Every (task, format) to score; a task whose mention has no text is scored once, with `NO_FORMAT`."""
+    settings = []
+    for task in tasks:
+        formats = text_formats if parse_task(task).mention_text else [NO_FORMAT]
+        settings.extend(Setting(task, text_format) for text_format in formats)
+    return settings
+
+
+def _indices(keys, table: EmbeddingTable | None) -> torch.Tensor:
+    """Rows of ``keys`` in ``table``; -1 (the NaN row that `_with_nan_row` appends) for missing keys."""
+    index = table.index if table is not None else {}
+    return torch.tensor([index.get(key, -1) if key is not None else -1 for key in keys], dtype=torch.long)
+
+
+def _with_nan_row(table: EmbeddingTable | None, shape: tuple[int, ...]) -> torch.Tensor:
+    vectors = table.embeddings if table is not None else torch.zeros((0, *shape))
+    return torch.cat([vectors, torch.full((1, *vectors.shape[1:]), float("nan"))])
+
+
+class CandidateScorer:
+    """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA)."""
+
+    def __init__(self, mentions: MentionTable, tables: dict[str, EmbeddingTable], text_formats: Sequence[str]):
+        self.mentions = mentions
+        shape = tables[TEXT].embeddings.shape[1:] if TEXT in tables else (1, 1)
+        self.vectors = {kind: _with_nan_row(tables.get(kind), shape) for kind in (TEXT, IMAGE, PAIR)}
+        self.pair_fusion = PAIR in tables
+        width = max(len(keys) for keys in mentions.candidate_texts)
+        self.valid = torch.zeros((len(mentions), width), dtype=torch.bool)
+        for row, keys in enumerate(mentions.candidate_texts):
+            self.valid[row, : len(keys)] = True
+
+        self.rows = {
+            "mention_text": {name: _indices(mentions.mention_texts[name], tables.get(TEXT)) for name in text_formats},
+            "mention_image": _indices(mentions.mention_images, tables.get(IMAGE)),
+            "candidate_text": self._grid(mentions.candidate_texts, tables.get(TEXT), width),
+            "candidate_image": self._grid(mentions.candidate_images, tables.get(IMAGE), width),
+        }
+        if self.pair_fusion:
+            self.rows["mention_pair"] = {
+                name: _indices(self._pair_keys(mentions.mention_texts[name], mentions.mention_images), tables[PAIR])
+                for name in text_formats
+            }
+            pairs = [self._pair_keys(texts, images) for texts, images in
+                     zip(mentions.candidate_texts, mentions.candidate_images, strict=True)]  # fmt: skip
+            self.rows["candidate_pair"] = self._grid(pairs, tables[PAIR], width)
+
+    @staticmethod
+    def _pair_keys(texts, images) -> list[str | None]:
+        pairs = zip(texts, images, strict=True)
+        return [pair_key(text, image) if image is not None else None for text, image in pairs]
+
+    @staticmethod
+    def _grid(rows, table: EmbeddingTable | None, width: int) -> torch.Tensor:
+        flat = [key for row in rows for key in [*row, *[None] * (width - len(row))]]
+        return _indices(flat, table).view(len(rows), width)
+
+    def _side(self, text_rows, image_rows, pair_rows, wants_text: bool, wants_image: bool) -> torch.Tensor:
+        """Embeddings of one side, ``(..., num_vectors, dim)``, from its row indices."""
+        if wants_text and wants_image:
+            if self.pair_fusion:
+                return self.vectors[PAIR][pair_rows]
+            return fuse_mean(self.vectors[TEXT][text_rows], self.vectors[IMAGE][image_rows])
+        return self.vectors[TEXT][text_rows] if wants_text else self.vectors[IMAGE][image_rows]
+
+    def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
+        """``(len(batch), 3)``: gold rank, missing candidate scores and mention-missing flag of each mention."""
+        spec, name = setting.spec, setting.text_format
+        rows = self.rows
+        mention = self._side(
+            rows["mention_text"][name][batch] if spec.mention_text else None,
+            rows["mention_image"][batch],
+            rows["mention_pair"][name][batch] if self.pair_fusion and spec.mention_text else None,
+            spec.mention_text,
+            spec.mention_image,
+        )
+        candidates = self._side(
+            rows["candidate_text"][batch],
+            rows["candidate_image"][batch],
+            rows["candidate_pair"][batch] if self.pair_fusion else None,
+            spec.entity_text,
+            spec.entity_image,
+        )
+        scores = similarity(mention, candidates)
+        valid = self.valid[batch]
+        missing_scores = (torch.isnan(scores) & valid).sum(dim=1)
+        mention_missing = torch.isnan(mention).flatten(1).all(dim=1)
+        scores = scores.nan_to_num(nan=float("-inf"))
+        gold = torch.from_numpy(self.mentions.gold[batch.numpy()])
+        ranks = torch.from_numpy(gold_ranks(scores, gold, mask=valid))
+        past_last = valid.sum(dim=1) + 1
+        ranks = torch.where(mention_missing & (gold != NO_GOLD), past_last, ranks)
+        return torch.stack([ranks, missing_scores, mention_missing.long()], dim=1)
+
+
+def rank_mentions(
+    scorer: CandidateScorer, settings: Sequence[Setting], accelerator: Accelerator, batch_size: int, desc: str
+) -> np.ndarray:
+    """``(num_mentions, len(settings), 3)`` from `CandidateScorer.ranks`, mentions sharded across processes."""
+    loader = accelerator.prepare(DataLoader(torch.arange(len(scorer.mentions)), batch_size=batch_size))
+    indices, results = [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
+        batch = batch.cpu()
+        figures = torch.stack([scorer.ranks(setting, batch) for setting in settings], dim=1)
+        indices.append(accelerator.gather_for_metrics(batch.to(accelerator.device)).cpu())
+        results.append(accelerator.gather_for_metrics(figures.to(accelerator.device)).cpu())
+    order = torch.cat(indices).numpy()
+    merged = np.empty((len(scorer.mentions), len(settings), 3), dtype=np.int64)
+    merged[order] = torch.cat(results).numpy()
+    return merged

@@ -1,0 +1,264 @@
+# Copyright 2025 The M3EL authors. Licensed under the Apache License, Version 2.0.
+"""The M3EL benchmark: every chosen model x task x text format x topic, on one or several processes.
+
+    accelerate launch benchmark/run.py                                  # the bundled sample (configs/sample.yaml)
+    accelerate launch benchmark/run.py --config benchmark/configs/paper.yaml   # the paper's Tables 4 and 5
+    python benchmark/run.py --models CLIP "CLIP-ND=outputs/clip_nd" --tasks ITm-ITe --text_formats M-S1
+
+For each model it encodes every unique text and image of the chosen mentions once (through an on-disk cache keyed
+by model revision and content hash), scores each mention's candidates in every task and format, and computes ACC,
+Top-k, MRR and mean rank per topic with the ``m3el_accuracy`` core. It writes ``results.json``, Markdown and CSV
+tables, a bar chart and the model-index block of the CLIP-ND model card to ``--output_dir``, and prints the tables.
+
+Arguments come from a YAML file (``--config``, by default the sample's), overridden by the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import HfArgumentParser
+
+if __package__ in (None, ""):  # `accelerate launch benchmark/run.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.baselines import (  # noqa: E402
+    BASELINES,
+    ModelNotAvailableError,
+    ModelRequest,
+    is_available_locally,
+    load_adapter,
+    not_available_message,
+    parse_model_spec,
+)
+from benchmark.evaluation.data import check_names, load_mentions, resolve_dataset  # noqa: E402
+from benchmark.evaluation.encoding import EncodingSettings  # noqa: E402
+from benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model  # noqa: E402
+from benchmark.evaluation.outputs import summary, write_outputs  # noqa: E402
+from benchmark.evaluation.scoring import settings_for  # noqa: E402
+from benchmark.evaluation.tables import TableLayout  # noqa: E402
+from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS  # noqa: E402
+
+logger = logging.getLogger("benchmark.run")
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "sample.yaml"
+PROTOCOLS = ("candidates",)
+"""Ranking protocols: each mention against its own candidates. (Whole-knowledge-base ranking comes later.)"""
+PRECISIONS = ("auto", "no", "bf16")
+
+
+@dataclass
+class BenchmarkArguments:
+    """What to evaluate and how. Every field can be set in the YAML ``--config`` and on the command line."""
+
+    config: str = field(default=str(DEFAULT_CONFIG), metadata={"help": "YAML file of arguments (CLI overrides)."})
+    dataset: str = field(
+        default="sample",
+        metadata={"help": "Exported M3EL folder, raw release folder, Hub dataset id, or 'sample' (bundled)."},
+    )
+    dataset_name: str = field(default="M3EL", metadata={"help": "Column name of the dataset in Table 5."})
+    protocol: str = field(default="candidates", metadata={"help": f"Ranking protocol: {', '.join(PROTOCOLS)}."})
+    models: list[str] = field(
+        default_factory=lambda: list(BASELINES),
+        metadata={"help": f"Baselines ({', '.join(BASELINES)}), Hub ids, folders, or '<label>=<source>'."},
+    )
+    skip_unavailable: bool = field(
+        default=False, metadata={"help": "Skip (and list) Hub models that are not in the local cache."}
+    )
+    train_tiny: bool = field(
+        default=False, metadata={"help": "Train a tiny CLIP-ND on the dataset first and add it, trained and not."}
+    )
+    train_max_steps: int = field(default=60, metadata={"help": "Steps of the tiny CLIP-ND training."})
+    train_task: str = field(default="ITm-ITe", metadata={"help": "Task of the tiny CLIP-ND training."})
+    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"help": f"Of {', '.join(TASKS)}."})
+    text_formats: list[str] = field(default_factory=lambda: list(TEXT_FORMATS), metadata={"help": "Mention formats."})
+    splits: list[str] = field(default_factory=lambda: ["test"], metadata={"help": "Splits (or topic splits)."})
+    topics: list[str] = field(default_factory=lambda: list(TOPICS), metadata={"help": f"Of {', '.join(TOPICS)}."})
+    headline_task: str = field(default="ITm-ITe", metadata={"help": "Task of Table 5 and the per-topic table."})
+    headline_format: str = field(default="M-S1", metadata={"help": "Text format of Table 5 and per-task tables."})
+    output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results and tables go."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Embedding and dataset cache (default: $HF_HOME/m3el_benchmark)."}
+    )
+    no_cache: bool = field(default=False, metadata={"help": "Do not read or write cached embeddings."})
+    model_cache_dir: str | None = field(default=None, metadata={"help": "Hugging Face Hub cache for the models."})
+    batch_size: int = field(default=64, metadata={"help": "Inputs per encoder batch and mentions per score batch."})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers decoding images."})
+    mixed_precision: str = field(default="auto", metadata={"help": "'auto' (bf16 on GPU), 'no' or 'bf16'."})
+    seed: int = field(default=42)
+
+    def __post_init__(self):
+        check_names(self.tasks, TASKS, "task")
+        check_names(self.text_formats, TEXT_FORMATS, "text format")
+        check_names(self.topics, TOPICS, "topic")
+        check_names([self.protocol], PROTOCOLS, "protocol")
+        check_names([self.mixed_precision], PRECISIONS, "mixed precision")
+        check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
+        check_names([self.headline_format], self.text_formats, "headline format (it must be among --text_formats)")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+
+
+def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
+    """Read ``--config`` (YAML; the sample's by default), then let the other command-line arguments override it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(BenchmarkArguments)
+    known, _ = parser.parse_known_args(argv)
+    config_path = Path(known.config)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"Config file {config_path} not found; the bundled ones are in {CONFIG_DIR}.")
+    values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    names = {name for name in BenchmarkArguments.__dataclass_fields__}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown keys {unknown} in {config_path}; valid keys: {', '.join(sorted(names))}.")
+    parser.set_defaults(**values)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+@dataclass
+class BenchmarkResult:
+    """What `main` returns: where the outputs are, each model's evaluation, the skipped models and the results."""
+
+    output_dir: Path
+    evaluations: list[ModelEvaluation]
+    skipped: dict[str, str]
+    results: dict | None = None
+
+
+def _dtype(args: BenchmarkArguments, accelerator: Accelerator) -> torch.dtype:
+    use_bf16 = args.mixed_precision == "bf16" or (args.mixed_precision == "auto" and accelerator.device.type == "cuda")
+    return torch.bfloat16 if use_bf16 else torch.float32
+
+
+def _cache_root(args: BenchmarkArguments) -> Path:
+    if args.cache_dir:
+        return Path(args.cache_dir)
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "m3el_benchmark"
+
+
+def train_tiny_clip_nd(args: BenchmarkArguments, dataset_path: str, output_dir: Path) -> list[ModelRequest]:
+    """Train a tiny CLIP-ND on the dataset (``benchmark/train.py --init tiny``) and save its untrained twin.
+
+    The twin has the same config and tokenizer with fresh random weights, so the tables show what training adds.
+    A model already trained in ``output_dir`` is reused, which keeps a second run fast and its cache warm.
+    """
+    from benchmark.train import main as train_main
+    from modeling_clip_nd import CLIPNDModel
+
+    trained_dir = output_dir / "models" / "clip_nd_tiny"
+    untrained_dir = output_dir / "models" / "clip_nd_tiny_untrained"
+    if not (trained_dir / "config.json").is_file():
+        train_main([
+            "--dataset", dataset_path, "--init", "tiny", "--task", args.train_task,
+            "--text_format", args.headline_format, "--output_dir", str(trained_dir),
+            "--max_steps", str(args.train_max_steps), "--per_device_train_batch_size", "32",
+            "--learning_rate", "5e-4", "--seed", str(args.seed), "--report_to", "none",
+        ])  # fmt: skip
+    if not (untrained_dir / "config.json").is_file():
+        trained = CLIPNDModel.from_pretrained(trained_dir)
+        torch.manual_seed(args.seed)
+        CLIPNDModel(trained.config).save_pretrained(untrained_dir)
+        for path in trained_dir.iterdir():  # the processor files: same tokenizer and image processor
+            if path.suffix in (".json", ".txt", ".model") and path.name not in ("config.json", "model.safetensors"):
+                if not (untrained_dir / path.name).exists():
+                    (untrained_dir / path.name).write_bytes(path.read_bytes())
+    return [
+        ModelRequest("CLIP-ND (tiny, trained)", str(trained_dir)),
+        ModelRequest("CLIP-ND (tiny, untrained)", str(untrained_dir)),
+    ]
+
+
+def select_models(args: BenchmarkArguments) -> tuple[list[ModelRequest], dict[str, str]]:
+    """The models to run, and those skipped (not in the local cache) with the reason."""
+    requests, skipped = [parse_model_spec(spec) for spec in args.models], {}
+    if not args.skip_unavailable:
+        return requests, skipped
+    available = []
+    for request in requests:
+        if is_available_locally(request, args.model_cache_dir):
+            available.append(request)
+        else:
+            skipped[request.label] = f"not downloaded: `hf download {request.source}` to include it"
+    return available, skipped
+
+
+def run_model(request, mentions, settings, accelerator, args) -> ModelEvaluation:
+    """Load one model, evaluate it, and free its memory."""
+    adapter = load_adapter(request, accelerator.device, _dtype(args, accelerator), args.model_cache_dir)
+    encoding = EncodingSettings(batch_size=args.batch_size, num_workers=args.num_workers)
+    cache_root = None if args.no_cache else _cache_root(args) / "embeddings"
+    evaluation = evaluate_model(adapter, mentions, settings, accelerator, encoding, cache_root, args.text_formats)
+    del adapter
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return evaluation
+
+
+def main(argv: list[str] | None = None) -> BenchmarkResult:
+    """Run the benchmark; ``argv`` as on the command line (``None``: ``sys.argv``, ``[]``: the sample default)."""
+    # 1. Arguments, processes, logging and seed.
+    args = parse_arguments(argv)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+                        if accelerator.is_main_process else logging.WARNING)  # fmt: skip
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+
+    # 2. The dataset: export a raw release once (main process first), then read the chosen mentions.
+    with accelerator.main_process_first():
+        dataset_path = resolve_dataset(args.dataset, _cache_root(args) / "datasets")
+        mentions = load_mentions(dataset_path, args.splits, args.topics, args.text_formats)
+    settings = settings_for(args.tasks, args.text_formats)
+
+    # 3. The models: the sample trains a tiny CLIP-ND first; Hub models missing from the cache may be skipped.
+    requests, skipped = select_models(args)
+    if args.train_tiny:
+        requests = train_tiny_clip_nd(args, dataset_path, output_dir) + requests
+    for label, reason in skipped.items():
+        logger.warning("Skipping %s: %s", label, reason)
+
+    # 4. Each model: encode each unique input once, score every setting, compute the figures.
+    evaluations = []
+    for request in requests:
+        try:
+            evaluations.append(run_model(request, mentions, settings, accelerator, args))
+        except ModelNotAvailableError:
+            if not args.skip_unavailable:
+                raise
+            skipped[request.label] = not_available_message(request, args.model_cache_dir)
+
+    # 5. Outputs (main process): results.json, tables, chart, model index; print the tables.
+    result = BenchmarkResult(output_dir, evaluations, skipped)
+    if accelerator.is_main_process:
+        run = {**asdict(args), "num_processes": accelerator.num_processes, "device": str(accelerator.device)}
+        dataset = {"name": args.dataset_name, "source": args.dataset, "path": dataset_path,
+                   "num_mentions": len(mentions), "splits": args.splits}  # fmt: skip
+        layout = TableLayout(
+            models=[evaluation.info.name for evaluation in evaluations],
+            tasks=args.tasks,
+            text_formats=args.text_formats,
+            topics=args.topics,
+            headline_task=args.headline_task,
+            headline_format=args.headline_format,
+            dataset_name=args.dataset_name,
+        )
+        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, dataset, layout)
+        print(summary(result.results, tables, layout, output_dir))
+    accelerator.wait_for_everyone()
+    return result
+
+
+if __name__ == "__main__":
+    main()
