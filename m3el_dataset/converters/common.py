@@ -104,7 +104,10 @@ def mention_row(
     images: ImageResolver,
     report: BuildReport | None,
 ) -> dict[str, Any]:
-    """The `FEATURES` row of a peer mention; ``gold`` None is NIL. The split comes from the source, not a hash."""
+    """The `FEATURES` row of a peer mention; ``gold`` None is NIL. The split comes from the source, not a hash.
+
+    Images are paths relative to the source folder; ``""`` means the source gives none (an empty cell, unreported).
+    """
     record = MentionRecord(
         topic=group,
         index=index,
@@ -116,7 +119,14 @@ def mention_row(
         image=ImageRef("", "", image),
         candidates=[Candidate(e.qid, e.name, e.description, ImageRef("", "", e.image)) for e in candidates],
     )
-    row = record_to_row(record, images, report)
+    row_report = BuildReport()
+    row = record_to_row(record, images, row_report)
+    if report is not None:
+        # An image the source does not name (empty path) is an absence in the source, not a problem to report.
+        unnamed = {"mention"} if not image else set()
+        unnamed |= {f"candidate {i}" for i, entity in enumerate(candidates) if not entity.image}
+        row_report.image_problems = [p for p in row_report.image_problems if p.role not in unnamed]
+        report.merge(row_report)
     row["split"] = split
     return row
 
