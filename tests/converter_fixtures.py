@@ -61,3 +61,67 @@ def write_mimic(root: Path, prefix: str = "WikiMEL", mention_dir: str = "mention
                 (root / mention_dir).mkdir(parents=True, exist_ok=True)
                 (root / mention_dir / f"{stem}.jpg").write_bytes(image_bytes(f"mention/{stem}", fmt="JPEG"))
     return root
+
+
+WIKIPERSON = {
+    # split -> (image, boundingbox, wikiid); two persons share 10.jpg; one box leaves the image (clamped).
+    "Train": [("10.jpg", "[2.5, 4.0, 20.0, 30.0]", "Q76"), ("10.jpg", "[30.0, 4.0, 60.0, 40.0]", "Q6294")],
+    "Test": [("11.jpg", "[-5.0, -3.0, 40.0, 50.0]", "Q76"), ("12.jpg", "[1, 1, 9, 9]", "nil")],
+}
+WIKIPERSON_KB = ("Q76", "Q6294", "Q7747")  # Q7747 is never a gold
+
+
+def write_wikiperson(root: Path) -> Path:
+    """WIKIPerson: the released annotation files, ``images/`` and ``kb_image/<QID>.jpg`` (the assumed layout)."""
+    counter = 0
+    for split, records in WIKIPERSON.items():
+        rows = []
+        for image, box, qid in records:
+            rows.append({"id": counter, "image": image, "boundingbox": box, "wikiid": qid})
+            counter += 1
+            (root / "images").mkdir(parents=True, exist_ok=True)
+            (root / "images" / image).write_bytes(image_bytes(image, size=64, fmt="JPEG"))
+        write_json(root / f"WIKIPerson_{split}.json", rows)
+    for qid in WIKIPERSON_KB:
+        (root / "kb_image").mkdir(parents=True, exist_ok=True)
+        (root / "kb_image" / f"{qid}.jpg").write_bytes(image_bytes(qid, fmt="JPEG"))
+    return root
+
+
+DIFFUSIONDB_PROMPTS = {
+    "3bfcd9cf-26ea-4303-bbe1-b095853f5360.png": "a castle on a hill, oil painting. trending on artstation",
+    "5f47c66c-51d4-4f2c-a872-a68518f44adb.png": "portrait of a cat wearing a crown, highly detailed",
+    "66b428b9-55dc-4907-b116-55aaa887de30.png": "cyberpunk city at night",
+}
+
+
+def write_diffusiondb_parquet(root: Path) -> Path:
+    """DiffusionDB ``2m_random_1k`` as the Hub's Parquet shards (image struct, prompt and the parameters)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = list(DIFFUSIONDB_PROMPTS)
+    for shard, chunk in enumerate((names[:2], names[2:])):
+        table = pa.table({
+            "image": [{"bytes": image_bytes(name), "path": name} for name in chunk],
+            "prompt": [DIFFUSIONDB_PROMPTS[name] for name in chunk],
+            "seed": pa.array([1234] * len(chunk), pa.uint32()),
+            "step": pa.array([50] * len(chunk), pa.uint16()),
+            "cfg": pa.array([7.0] * len(chunk), pa.float32()),
+            "sampler": ["k_lms"] * len(chunk),
+        })  # fmt: skip
+        (root / "2m_random_1k").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, root / "2m_random_1k" / f"train-{shard:05d}-of-00002.parquet")
+    return root
+
+
+def write_diffusiondb_parts(root: Path) -> Path:
+    """DiffusionDB's raw layout: ``images/part-000001/part-000001.json`` and the PNG files beside it."""
+    part = root / "images" / "part-000001"
+    part.mkdir(parents=True)
+    table = {name: {"p": prompt, "se": 1234, "c": 7.0, "st": 50, "sa": "k_lms"}
+             for name, prompt in DIFFUSIONDB_PROMPTS.items()}  # fmt: skip
+    write_json(part / "part-000001.json", table)
+    for name in DIFFUSIONDB_PROMPTS:
+        (part / name).write_bytes(image_bytes(name))
+    return root

@@ -1,0 +1,127 @@
+"""Converter of DiffusionDB's ``2m_random_1k`` subset (Wang et al., 2022) into a prompt-to-image linking task.
+
+DiffusionDB pairs Stable Diffusion images with the prompts that made them; it has no entities. As in the M³EL
+paper's Table 5, each prompt is a text mention (``S``, there is no separate surface form or description) and each
+image is an entity of a knowledge base made of the subset's images, seen as an image only: the task is ``Tm-Ie``,
+ranking the prompt against every image. The gold entity (the prompt's own image, named by its file) is the only
+candidate, and all mentions go to the ``test`` split (DiffusionDB has no splits of its own).
+
+Two input layouts are read, as distributed (github.com/poloclub/diffusiondb, ``scripts/diffusiondb.py``, and the
+dataset card of ``poloclub/diffusiondb``):
+
+* the Parquet shards of the ``2m_random_1k`` config (``*.parquet``, at any depth), with columns ``image``
+  (``{"bytes", "path"}``) and ``prompt`` (``seed``, ``step``, ``cfg``, ``sampler``, ... are not used);
+* the raw parts: ``part-NNNNNN/part-NNNNNN.json`` mapping each image file name to ``{"p": prompt, "se": seed,
+  "c": cfg, "st": steps, "sa": sampler}``, with the PNG files beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import pyarrow.parquet as pq
+
+from ..export import ExportConfig, ExportResult, export_rows
+from ..images import ImageResolver, ImageStatus, LoadedImage, image_decode_problem
+from ..release import ReleaseRecordError, read_raw_records
+from ..report import BuildReport
+from . import published
+from .common import KBEntity, mention_row, peer_layout, require, source_folder, tasks_for
+
+NAME = "diffusiondb"
+SPLIT = "test"
+
+
+class _RowImage(ImageResolver):
+    """The image of the Parquet row being converted, served to `record_to_row` as if it were a file."""
+
+    def __init__(self, decode_check: bool):
+        super().__init__(".", decode_check=decode_check)
+        self.path, self.data = "", b""
+
+    def load(self, local_path: str) -> LoadedImage:
+        if local_path != self.path or not self.data:
+            return LoadedImage(ImageStatus.MISSING, local_path, detail="no image bytes in the Parquet row")
+        problem = image_decode_problem(self.data) if self.decode_check else None
+        if problem:
+            return LoadedImage(ImageStatus.UNREADABLE, local_path, detail=problem)
+        return LoadedImage(ImageStatus.OK, local_path, self.data)
+
+
+def _row(file: str, index: int, prompt: str, image: str, images: ImageResolver, report: BuildReport) -> dict:
+    qid = PurePosixPath(image).stem
+    gold = KBEntity(qid=qid, name="", image=image)
+    return mention_row(group=NAME, split=SPLIT, source_file=file, index=index, name="", sentence=prompt, image="",
+                       gold=gold, candidates=[gold], images=images, report=report)  # fmt: skip
+
+
+def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
+    """Rows from the ``2m_random_1k`` Parquet shards, one batch of rows in memory at a time."""
+    images = _RowImage(config.decode_check)
+    for path in files:
+        file = path.relative_to(src).as_posix()
+        index = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=32, columns=["image", "prompt"]):
+            for value in batch.to_pylist():
+                try:
+                    prompt = require(value, "prompt", str, (file, index))
+                    cell = require(value, "image", dict, (file, index))
+                    images.path = cell.get("path") or f"{Path(file).stem}-{index:06d}.png"
+                    images.data = cell.get("bytes") or b""
+                    yield _row(file, index, prompt, images.path, images, report)
+                except ReleaseRecordError as error:
+                    if not config.skip_invalid:
+                        raise
+                    report.add_skip(error)
+                index += 1
+
+
+def iter_part_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
+    """Rows from raw ``part-NNNNNN/part-NNNNNN.json`` files and the PNG files beside them."""
+    images = ImageResolver(src, decode_check=config.decode_check)
+    for path in files:
+        file = path.relative_to(src).as_posix()
+        (_, table), *rest = list(read_raw_records(path, file)) or [(0, None)]
+        if rest or not isinstance(table, dict):
+            raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
+        for index, (image_name, params) in enumerate(table.items()):
+            try:
+                prompt = require(params, "p", str, (file, index))
+                yield _row(file, index, prompt, f"{path.parent.relative_to(src).as_posix()}/{image_name}", images,
+                           report)  # fmt: skip
+            except ReleaseRecordError as error:
+                if not config.skip_invalid:
+                    raise
+                report.add_skip(error)
+
+
+def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
+    """Convert DiffusionDB ``2m_random_1k`` (Parquet shards or raw parts) into our Hub layout (task ``Tm-Ie``)."""
+    src = source_folder(src_dir)
+    report = BuildReport()
+    shards = sorted(src.rglob("*.parquet"))
+    parts = sorted(p for p in src.rglob("part-*.json") if p.stem == p.parent.name)
+    if shards:
+        rows = iter_parquet_rows(shards, src, config, report)
+    elif parts:
+        rows = iter_part_rows(parts, src, config, report)
+    else:
+        raise FileNotFoundError(f"No DiffusionDB data in {src}: expected the 2m_random_1k Parquet shards or "
+                                "part-NNNNNN/part-NNNNNN.json files with their images.")  # fmt: skip
+    fields = published.card_fields(
+        NAME,
+        description="DiffusionDB pairs images generated by Stable Diffusion with the prompts real users wrote. Here "
+        "its `2m_random_1k` subset is a prompt-to-image linking task: each prompt is a text mention and each "
+        "image an entity, as the M³EL paper's Table 5 uses it.",
+        source="DiffusionDB `2m_random_1k` (huggingface.co/datasets/poloclub/diffusiondb)",
+        citations=("diffusiondb",),
+        notes="- DiffusionDB has no entities: an image's knowledge-base id is its file name without extension, and "
+        "a prompt's gold entity is its own image. The only task is `Tm-Ie`; all mentions are in `test`.\n"
+        "- The prompt is the whole context S; there is no surface form M or description D, so only the formats "
+        "`S` and `S1` exist.",
+    )
+    layout = peer_layout(NAME, "DiffusionDB 2m_random_1k", (SPLIT,), fields, tasks=tasks_for("T", "I"),
+                         text_parts=frozenset({"S"}), image_source="Stable Diffusion (DiffusionDB, CC0)")  # fmt: skip
+    return export_rows(rows, out_dir, layout, config, report=report, source=src)

@@ -1,0 +1,141 @@
+"""Converter of WIKIPerson (Sun et al., Findings of EMNLP 2022), a visual named-entity linking dataset of persons.
+
+Input layout. The annotation format is the released one (github.com/ict-bigdatalab/VNEL,
+``released_data/WIKIPerson_Test.json``): a JSON array of
+``{"id": int, "image": "462710.jpg", "boundingbox": "[x1, y1, x2, y2]", "wikiid": "Q259082"}``, one per person
+in an image (an image showing two persons appears twice). The full images and the 120K-entity knowledge base are
+distributed on Kaggle, whose layout could not be looked up; this converter **assumes**::
+
+    WIKIPerson_Train.json / WIKIPerson_Valid.json (or _Dev) / WIKIPerson_Test.json   any of them, as above
+    images/<image>          the annotated images (the folder itself is also searched)
+    kb_image/<QID>.<ext>    one image per knowledge-base entity
+
+Each mention is the person's bounding box cropped from the image (in pixels, clamped to the image, saved as
+PNG): without the crop, an image showing two persons would be two identical mentions with different golds. The
+source has no text on either side, so the only task is ``Im-Ie``; the ``kb`` config lists every entity of
+``kb_image/`` plus any gold entity without an image there. A ``wikiid`` that is empty or ``nil`` is NIL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..export import ExportConfig, ExportResult, export_rows
+from ..images import ImageResolver
+from ..release import ReleaseRecordError
+from ..report import BuildReport
+from . import published
+from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, require, source_folder, tasks_for
+
+IMAGE_DIR = "images"
+KB_IMAGE_DIR = "kb_image"
+SPLIT_NAMES = {"train": "train", "valid": "validation", "dev": "validation", "val": "validation", "test": "test"}
+_FILE = re.compile(r"^WIKIPerson_(?P<split>[A-Za-z]+)\.json$", re.IGNORECASE)
+
+
+def find_split_files(src: Path) -> dict[str, Path]:
+    """Our split name -> its ``WIKIPerson_<Split>.json`` file, in train, validation, test order."""
+    files: dict[str, Path] = {}
+    for path in sorted(src.glob("*.json")):
+        match = _FILE.match(path.name)
+        split = SPLIT_NAMES.get(match.group("split").lower()) if match else None
+        if split in files:
+            raise ValueError(f"Two {split} files in {src}: {files[split].name} and {path.name}; keep one.")
+        if split is not None:
+            files[split] = path
+    if not files:
+        raise FileNotFoundError(f"No WIKIPerson_Train/Valid/Test.json file in {src}.")
+    return {split: files[split] for split in ("train", "validation", "test") if split in files}
+
+
+def _parse(value: Any, file: str, index: int) -> dict[str, Any]:
+    where = (file, index)
+    image, box, qid = (require(value, key, str, where) for key in ("image", "boundingbox", "wikiid"))
+    try:
+        coordinates = [float(number) for number in json.loads(box)]
+    except (ValueError, TypeError) as error:
+        raise ReleaseRecordError(file, index, "boundingbox", f"expected '[x1, y1, x2, y2]' ({error})") from error
+    if len(coordinates) != 4 or coordinates[2] <= coordinates[0] or coordinates[3] <= coordinates[1]:
+        raise ReleaseRecordError(file, index, "boundingbox", f"expected x1 < x2 and y1 < y2, got {box}")
+    if not image.strip():
+        raise ReleaseRecordError(file, index, "image", "empty image name")
+    return {"image": image, "box": coordinates, "qid": "" if qid.strip().lower() in ("", "nil") else qid.strip()}
+
+
+def crop(cell: dict[str, Any], box: list[float], where: tuple[str, int]) -> dict[str, Any]:
+    """The image cell cropped to ``box`` (pixels, clamped to the image), as PNG bytes."""
+    with Image.open(io.BytesIO(cell["bytes"])) as image:
+        left, top = max(0, round(box[0])), max(0, round(box[1]))
+        right, bottom = min(image.width, round(box[2])), min(image.height, round(box[3]))
+        if right <= left or bottom <= top:
+            raise ReleaseRecordError(*where, "boundingbox", f"box {box} lies outside the {image.size} image")
+        buffer = io.BytesIO()
+        image.crop((left, top, right, bottom)).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": f"{Path(cell['path']).stem}-{left}-{top}-{right}-{bottom}.png"}
+
+
+def read_kb(src: Path) -> dict[str, KBEntity]:
+    """Every ``kb_image/<QID>.<ext>`` file as an entity with that image."""
+    folder = src / KB_IMAGE_DIR
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    return {path.stem: KBEntity(qid=path.stem, name="", image=f"{KB_IMAGE_DIR}/{path.name}") for path in files}
+
+
+def iter_mention_rows(
+    src: Path, split_files: dict[str, Path], kb: dict[str, KBEntity], images: ImageResolver, *, skip_invalid: bool,
+    report: BuildReport,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """The cropped person of each annotation; its gold entity is its only candidate (NIL: none)."""
+    for split, path in split_files.items():
+        for index, fields in iter_parsed(path, path.name, _parse, skip_invalid=skip_invalid, report=report):
+            folder = IMAGE_DIR if (src / IMAGE_DIR / fields["image"]).is_file() else "."
+            gold = kb.setdefault(fields["qid"], KBEntity(qid=fields["qid"], name="")) if fields["qid"] else None
+            row = mention_row(
+                group="wikiperson", split=split, source_file=path.name, index=index, name="", sentence="",
+                image=f"{folder}/{fields['image']}", gold=gold, candidates=[gold] if gold else [], images=images,
+                report=report,
+            )  # fmt: skip
+            try:
+                if row["mention_image"] is not None:
+                    row["mention_image"] = crop(row["mention_image"], fields["box"], (path.name, index))
+            except ReleaseRecordError as error:
+                if not skip_invalid:
+                    raise
+                report.add_skip(error)
+                continue
+            yield row
+
+
+def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
+    """Convert a WIKIPerson folder into our Hub layout (task ``Im-Ie``; ``kb`` = every entity with an image)."""
+    src = source_folder(src_dir)
+    split_files = find_split_files(src)
+    report = BuildReport()
+    kb = read_kb(src)
+    images = ImageResolver(src, decode_check=config.decode_check)
+    rows = iter_mention_rows(src, split_files, kb, images, skip_invalid=config.skip_invalid, report=report)
+    fields = published.card_fields(
+        "wikiperson",
+        description="WIKIPerson is a visual named-entity linking dataset: each mention is a person's bounding box "
+        "in a news image, to be linked to a Wikidata entity of a knowledge base of about 120K persons.",
+        source="WIKIPerson (github.com/ict-bigdatalab/VNEL; images and knowledge base from its Kaggle release)",
+        citations=("wikiperson",),
+        notes="- The mention image is the bounding box cropped from the news image and stored as PNG (the only "
+        "re-encoded images of this copy). The source has no text, so `Im-Ie` is the only task.\n"
+        "- The layout of the Kaggle release (`images/`, `kb_image/<QID>.<ext>`) was assumed, not looked up.",
+    )
+    layout = peer_layout("wikiperson", "WIKIPerson", tuple(split_files), fields, tasks=tasks_for("I", "I"),
+                         text_parts=frozenset(), image_source="news agencies and Wikimedia")  # fmt: skip
+
+    def entities() -> Iterator[dict[str, Any]]:  # read after the mentions, which add image-less gold entities
+        yield from (kb_row(entity, images, report) for entity in kb.values())
+
+    return export_rows(rows, out_dir, layout, config, report=report, kb_entities=entities(), source=src)

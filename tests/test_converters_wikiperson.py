@@ -1,0 +1,58 @@
+import json
+
+import datasets
+import pytest
+import yaml
+from converter_fixtures import WIKIPERSON, WIKIPERSON_KB, write_wikiperson
+from PIL import Image
+
+from m3el_dataset.converters import convert
+from m3el_dataset.export import ExportConfig
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wikiperson")
+    return convert("wikiperson", write_wikiperson(root / "src"), root / "hub", ExportConfig())
+
+
+def test_only_im_ie_and_no_text_columns(converted):
+    meta = yaml.safe_load((converted.out_dir / "README.md").read_text(encoding="utf-8").split("---")[1])
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    assert list(configs) == ["Im-Ie", "mentions", "kb"]
+    assert [f["split"] for f in configs["Im-Ie"]["data_files"]] == ["train", "test"]
+    ds = datasets.load_dataset(str(converted.out_dir), "mentions", split="train")
+    assert not any(column.startswith("text_") or column.startswith("candidate_text") for column in ds.column_names)
+    assert datasets.load_dataset(str(converted.out_dir), "kb", split="kb").column_names == ["qid", "image"]
+
+
+def test_counts_labels_nil_and_crops(converted):
+    train = datasets.load_dataset(str(converted.out_dir), "Im-Ie", split="train")
+    test = datasets.load_dataset(str(converted.out_dir), "Im-Ie", split="test")
+    assert (len(train), len(test)) == (len(WIKIPERSON["Train"]), len(WIKIPERSON["Test"]))
+    assert train["gold_qid"] == ["Q76", "Q6294"] and train["label"] == [0, 0]
+    assert (test[1]["label"], test[1]["gold_qid"], test[1]["candidate_qids"]) == (-1, "", [])
+    assert [image.size for image in train["mention_image"]] == [(18, 26), (30, 36)]  # the two persons of 10.jpg
+    assert test[0]["mention_image"].size == (40, 50)  # clamped to the 64x64 image
+    assert isinstance(train[0]["candidate_images"][0], Image.Image)
+    kb = datasets.load_dataset(str(converted.out_dir), "kb", split="kb")
+    assert sorted(kb["qid"]) == sorted(WIKIPERSON_KB)
+
+
+def test_bad_boxes_and_files(tmp_path):
+    src = write_wikiperson(tmp_path / "src")
+    records = json.loads((src / "WIKIPerson_Test.json").read_text())
+    records[0]["boundingbox"] = "[10, 10, 5, 20]"
+    (src / "WIKIPerson_Test.json").write_text(json.dumps(records))
+    with pytest.raises(ValueError, match="WIKIPerson_Test.json, record 0, field 'boundingbox'"):
+        convert("wikiperson", src, tmp_path / "out", ExportConfig())
+    records[0]["boundingbox"] = "[100, 100, 120, 130]"  # valid, but outside the 64x64 image
+    (src / "WIKIPerson_Test.json").write_text(json.dumps(records))
+    result = convert("wikiperson", src, tmp_path / "out", ExportConfig(skip_invalid=True))
+    assert [(s.file, s.index, s.field) for s in result.report.skipped_records] == [
+        ("WIKIPerson_Test.json", 0, "boundingbox")
+    ]
+    for path in src.glob("*.json"):
+        path.unlink()
+    with pytest.raises(FileNotFoundError, match="WIKIPerson_Train"):
+        convert("wikiperson", src, tmp_path / "out2", ExportConfig())
