@@ -125,3 +125,57 @@ def write_diffusiondb_parts(root: Path) -> Path:
     for name in DIFFUSIONDB_PROMPTS:
         (part / name).write_bytes(image_bytes(name))
     return root
+
+
+WIKIDIVERSE_IMAGE = "https://upload.wikimedia.org/wikipedia/commons/0/06/DetroitLionsRunningPlay-2007.jpg"
+WIKIDIVERSE_PASSAGES = {
+    # stem -> passages [text, img_url, topic, [[mention, type, start, end, entity_url], ...]]
+    "train": [
+        ["The Lions versus the Packers (2007).", WIKIDIVERSE_IMAGE, "sports", [
+            ["Lions", "Organization", 4, 9, "https://en.wikipedia.org/wiki/Detroit_Lions"],
+            ["Packers", "Organization", 21, 28, "nhttps://en.wikipedia.org/wiki/Green_Bay_Packers"],
+        ]],
+    ],
+    "valid": [["A crowd in Paris.", "https://upload.wikimedia.org/x/Crowd.svg", "news", [
+        ["crowd", "Other", 2, 7, "nil"]]]],
+    "test": [["Obama spoke.", "https://upload.wikimedia.org/x/Obama.JPG", "politics", [
+        ["Obama", "Person", 0, 5, "https://en.wikipedia.org/wiki/Barack_Obama"]]]],
+}  # fmt: skip
+
+
+def wikidiverse_image_name(url: str) -> str:
+    """The stored file name of a Wikinews image, computed as the WikiDiverse README shows."""
+    import hashlib
+    import re
+
+    name = url.split("/")[-1]
+    suffix = re.sub(r"(\S+(?=\.(jpg|JPG|png|PNG|svg|SVG)))|(\S+(?=\.(jpeg|JPEG)))", "", name)
+    return (hashlib.md5(name.encode()).hexdigest() + suffix).replace(".svg", ".png").replace(".SVG", ".png")
+
+
+def write_wikidiverse(root: Path, *, with_candidates: bool = False, descriptions: bool = True) -> Path:
+    """WikiDiverse's original files (passage level, or mention level ``*_w_10cands.json``), images, entity2desc."""
+    for stem, passages in WIKIDIVERSE_PASSAGES.items():
+        if with_candidates:
+            items = [
+                [text, url, m, kind, text[:s].split(), text[e:].split(), entity, _candidates(entity), topic, s, e]
+                for text, url, topic, mentions in passages
+                for m, kind, s, e, entity in mentions
+            ]
+            write_json(root / f"{stem}_w_10cands.json", items)
+        else:
+            write_json(root / f"{stem}.json", passages)
+        for _, url, _, _ in passages:
+            (root / "wikinewsImgs").mkdir(parents=True, exist_ok=True)
+            (root / "wikinewsImgs" / wikidiverse_image_name(url)).write_bytes(image_bytes(url, fmt="JPEG"))
+    if descriptions:
+        lines = ["Detroit_Lions@@@@American football team", "Barack Obama@@@@44th president of the United States"]
+        (root / "entity2desc_filtered.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def _candidates(entity: str) -> list[str]:
+    """Retrieved candidates as names and URLs, with a duplicate; the Packers' gold was missed by retrieval."""
+    if "Packers" in entity:
+        return ["Packers (band)", "Green Bay"]
+    return ["Detroit", "https://en.wikipedia.org/wiki/Detroit_Lions", "Detroit Lions", "Barack Obama", "Obama (film)"]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..export import ExportConfig, ExportResult
-from . import diffusiondb, mimic, wikiperson
+from . import diffusiondb, mimic, wikidiverse, wikiperson
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ CONVERTERS: dict[str, Converter] = {
     converter.name: converter
     for converter in (
         Converter("mimic", "WikiMEL, RichpediaMEL or WikiDiverse as MIMIC distributes them", mimic.convert),
+        Converter("wikidiverse", "WikiDiverse in its original release format (with or without candidates)",
+                  wikidiverse.convert),
         Converter("wikiperson", "WIKIPerson (visual person linking, bounding boxes)", wikiperson.convert),
         Converter("diffusiondb", "DiffusionDB 2m_random_1k as prompt-to-image linking", diffusiondb.convert),
     )
