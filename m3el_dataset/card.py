@@ -172,8 +172,8 @@ def _config_rows(layout: HubLayout) -> list[dict[str, str]]:
     rows = []
     for name in layout.config_names:
         if name == KB_CONFIG:
-            rows.append({"name": name, "mention": "–", "entity": layout.kb_description, "columns": "qid, name,"
-                         " description, text, image"})  # fmt: skip
+            columns = ", ".join(layout.config_columns(KB_CONFIG))
+            rows.append({"name": name, "mention": "–", "entity": layout.kb_description, "columns": columns})
             continue
         if name == MENTIONS_CONFIG:
             columns = "every column (default)" if not layout.excluded_columns else "every column it fills (default)"

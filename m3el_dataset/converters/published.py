@@ -33,7 +33,7 @@ class PublishedFigure:
 
 
 def _mimic_rows(dataset: str, rows: dict[str, tuple[float, ...]]) -> list[PublishedFigure]:
-    protocol = "whole knowledge base, test split, NIL mentions left out"
+    protocol = "MIMIC's distribution, ranked against the whole knowledge base, test split, NIL mentions left out"
     return [
         PublishedFigure(dataset, model, dict(zip(MIMIC_METRICS, values, strict=True)), MIMIC_SOURCE, protocol)
         for model, values in rows.items()
