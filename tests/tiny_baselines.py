@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tiny_clip import IMAGE_SIZE, save_tiny_clip, tiny_tokenizer, tiny_vocab
+from tiny_clip import IMAGE_SIZE, save_tiny_clip, tiny_processor, tiny_tokenizer, tiny_vocab
 from transformers import (
     AlignConfig,
     AlignModel,
@@ -44,6 +44,8 @@ from transformers import (
     SiglipProcessor,
     SiglipTokenizer,
 )
+
+from modeling_clip_nd import CLIPNDModel
 
 TOWER = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
 """Width and depth of every tiny transformer tower."""
@@ -229,3 +231,21 @@ def place_in_hub_cache(folder: str | Path, cache_dir: str | Path, repo_id: str, 
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return snapshot
+
+
+def save_tiny_clip_nd(path: str | Path, seed: int = 0) -> Path:
+    """CLIP-ND: the tiny CLIP of `tiny_clip` converted with `CLIPNDModel.from_clip`, saved with its processor."""
+    path = Path(path)
+    clip = save_tiny_clip(path.with_name(path.name + "-clip"), seed)
+    CLIPNDModel.from_clip(clip).save_pretrained(path)
+    tiny_processor().save_pretrained(path)
+    shutil.rmtree(clip)
+    return path
+
+
+def save_all_tiny_models(folder: str | Path) -> dict[str, Path]:
+    """Save the six tiny baselines and a tiny CLIP-ND under ``folder``; return their folders by benchmark label."""
+    folder = Path(folder)
+    models = {name: build(folder / name) for name, build in TINY_BASELINES.items()}
+    models["CLIP-ND"] = save_tiny_clip_nd(folder / "CLIP-ND")
+    return models
