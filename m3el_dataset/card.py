@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from hub_cards import template_path
@@ -150,10 +153,40 @@ def metadata_configs(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, Any]]:
     return configs
 
 
-def dataset_info_metadata(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, Any]]:
-    """The YAML ``dataset_info:`` entries: the features of each config, for the Hub's viewer and search."""
-    return [{"config_name": name, "features": layout.config_features(name)._to_yaml_list()}
-            for name in layout.config_names]  # fmt: skip
+def split_sizes(folder: str | os.PathLike, layout: HubLayout = M3EL_LAYOUT) -> dict[str, dict[str, int]]:
+    """Rows and Parquet bytes of each split of an exported folder (``kb`` included), read from its shards."""
+    folder = Path(folder)
+    patterns = {entry["split"]: entry["path"] for entry in split_globs(layout)}
+    patterns[KB_SPLIT] = f"{KB_DIR}/*.parquet"
+    sizes = {}
+    for split, pattern in patterns.items():
+        shards = sorted(folder.glob(pattern))
+        sizes[split] = {
+            "num_examples": sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards),
+            "num_bytes": sum(shard.stat().st_size for shard in shards),
+        }
+    return sizes
+
+
+def dataset_info_metadata(
+    layout: HubLayout = M3EL_LAYOUT, sizes: dict[str, dict[str, int]] | None = None
+) -> list[dict[str, Any]]:
+    """The YAML ``dataset_info:`` entries: each config's features and, given ``sizes`` (`split_sizes`), its splits.
+
+    The split sizes let ``datasets`` check the number of rows it loads, and make the metadata, and with it the
+    cache key ``datasets`` derives for a local folder, change when a rebuild changes the data: without them, two
+    folders of the same name and layout share one cache entry and a rebuilt folder would load stale rows.
+    ``num_bytes`` is the size of the Parquet shards a split reads (images included, whatever the projection).
+    """
+    entries = []
+    for name in layout.config_names:
+        entry: dict[str, Any] = {"config_name": name, "features": layout.config_features(name)._to_yaml_list()}
+        if sizes is not None:
+            names = [KB_SPLIT] if name == KB_CONFIG else list(layout.split_names)
+            entry["splits"] = [{"name": split, **sizes[split]} for split in names]
+            entry["dataset_size"] = sum(sizes[split]["num_bytes"] for split in names)
+        entries.append(entry)
+    return entries
 
 
 def size_category(num_mentions: int) -> str:
@@ -190,8 +223,10 @@ def render_dataset_card(
     repo_id: str = "<org>/m3el",
     license: str = "unknown",
     layout: HubLayout = M3EL_LAYOUT,
+    sizes: dict[str, dict[str, int]] | None = None,
 ) -> DatasetCard:
-    """Render ``layout``'s card template (M3EL's by default) with the YAML metadata and the statistics ``stats``."""
+    """Render ``layout``'s card template (M3EL's by default) with the YAML metadata and the statistics ``stats``;
+    ``sizes`` (`split_sizes` of the folder) adds each split's rows and bytes to the metadata."""
     card_data = DatasetCardData(
         pretty_name=layout.pretty_name,
         license=license,
@@ -201,7 +236,7 @@ def render_dataset_card(
         size_categories=[size_category(stats.total.mentions)],
         tags=list(layout.tags),
         configs=metadata_configs(layout),
-        dataset_info=dataset_info_metadata(layout),
+        dataset_info=dataset_info_metadata(layout, sizes),
     )
     license_note = (
         "The release's licence was not stated when this copy was built (`license: unknown`): check the authors' "

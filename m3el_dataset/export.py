@@ -25,12 +25,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card
-from .constants import TOPICS
+from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card, split_sizes
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import BuildReport
 from .rows import FEATURES, KB_CONFIG, KB_FEATURES, iter_release_rows, kb_rows
-from .stats import DatasetStatistics, StatisticsAccumulator, TopicStatistics
+from .stats import DatasetStatistics, StatisticsAccumulator
 
 logger = logging.getLogger(__name__)
 
@@ -77,19 +76,6 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 
-class _GroupStatistics(StatisticsAccumulator):
-    """`StatisticsAccumulator` over a peer dataset's groups instead of M3EL's topics."""
-
-    def __init__(self, groups: tuple[str, ...]) -> None:
-        super().__init__()
-        self.topics = {group: TopicStatistics() for group in groups}
-        self._documents = {group: set() for group in groups}
-
-
-def _accumulator(layout: HubLayout) -> StatisticsAccumulator:
-    return StatisticsAccumulator() if layout.groups == TOPICS else _GroupStatistics(layout.groups)
-
-
 def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
     if row["id"] in ids:
         raise ValueError(f"Two records have the id {row['id']!r}; record file names must differ beyond extension.")
@@ -110,7 +96,7 @@ def _write_shards(
     }
     kb_writer = ParquetShardWriter(staging / KB_DIR, KB_CONFIG, KB_FEATURES, config.limits)
     seen_entities: set[str] = set()
-    accumulator = _accumulator(layout)
+    accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
 
     def write_entity(entity: dict[str, Any]) -> None:
@@ -170,7 +156,8 @@ def export_rows(
                            ", ".join(s for s in layout.splits if s not in filled), layout.name)  # fmt: skip
             layout = dataclasses.replace(layout, splits=filled)
         report.save(staging)
-        card = render_dataset_card(statistics, repo_id=config.repo_id, license=config.license, layout=layout)
+        sizes = split_sizes(staging, layout)
+        card = render_dataset_card(statistics, config.repo_id, config.license, layout=layout, sizes=sizes)
         card.save(staging / "README.md")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -55,17 +55,20 @@ class DatasetStatistics:
 
 
 class StatisticsAccumulator:
-    """Adds rows (dicts with at least `STATS_COLUMNS`) one at a time; memory grows with documents, not images."""
+    """Adds rows (dicts with at least `STATS_COLUMNS`) one at a time; memory grows with documents, not images.
 
-    def __init__(self) -> None:
-        self.topics = {topic: TopicStatistics() for topic in TOPICS}
-        self._documents: dict[str, set[bytes]] = {topic: set() for topic in TOPICS}
+    ``groups`` are the values of the rows' ``topic`` column: M3EL's topics, or a peer dataset's groups.
+    """
+
+    def __init__(self, groups: tuple[str, ...] = TOPICS) -> None:
+        self.topics = {group: TopicStatistics() for group in groups}
+        self._documents: dict[str, set[bytes]] = {group: set() for group in groups}
 
     def add(self, row: dict[str, Any]) -> None:
         """Count one mention row."""
         stats = self.topics[row["topic"]]
         stats.mentions += 1
-        stats.splits[row["split"]] += 1
+        stats.splits[row["split"]] = stats.splits.get(row["split"], 0) + 1
         stats.candidates += len(row["candidate_qids"])
         stats.images += sum(cell is not None for cell in [row["mention_image"], *row["candidate_images"]])
         # A document is a distinct context: several mentions of the paper's Table 3 share one.
@@ -89,7 +92,7 @@ class StatisticsAccumulator:
             for name, value in asdict(stats).items():
                 if name == "splits":
                     for split, count in value.items():
-                        total.splits[split] += count
+                        total.splits[split] = total.splits.get(split, 0) + count
                 else:
                     setattr(total, name, getattr(total, name) + value)
         if report is None:
@@ -115,13 +118,17 @@ def iter_exported_rows(folder: str | os.PathLike, columns: Iterable[str] = STATS
 def compute_statistics(path: str | os.PathLike, *, skip_invalid: bool = False) -> DatasetStatistics:
     """Statistics of an exported folder (it has ``data/``) or of a raw release folder."""
     path = Path(path)
-    accumulator = StatisticsAccumulator()
     if (path / "data").is_dir() and any((path / "data").glob("*/*.parquet")):
+        folders = {shard.parent.name for shard in (path / "data").glob("*/*.parquet")}
+        # M3EL's topics in the paper's order; a converted peer dataset's groups as found.
+        groups = TOPICS if folders <= set(TOPICS) else tuple(sorted(folders))
+        accumulator = StatisticsAccumulator(groups)
         report = BuildReport.load(path)
         for row in iter_exported_rows(path):
             accumulator.add(row)
         return accumulator.result(report)
     report = BuildReport()
+    accumulator = StatisticsAccumulator()
     for row in iter_release_rows(path, skip_invalid=skip_invalid, report=report):
         accumulator.add(row)
     return accumulator.result(report)

@@ -177,3 +177,25 @@ def test_builder_class_gives_the_same_rows_as_the_export(exported, tmp_path):
 def test_builder_needs_data_dir(tmp_path):
     with pytest.raises(ValueError, match="data_dir"):
         M3ELBuilder(config_name="Tm-Te", cache_dir=str(tmp_path)).download_and_prepare()
+
+
+def test_rebuilt_folder_and_namesakes_never_load_stale_rows(tmp_path):
+    counts = {}
+    for name, per_topic in (("a", 2), ("b", 3)):
+        small_release(tmp_path / name / "raw", per_topic=per_topic).write()
+        result = export_release(tmp_path / name / "raw", tmp_path / name / "hub", ExportConfig())
+        counts[name] = result.statistics.total.splits
+    for name in ("a", "b"):
+        for split in SPLITS:
+            assert len(_load(tmp_path / name / "hub", "Tm-Te", split)) == counts[name][split]
+    # Rebuilt in place with other data: the card's split sizes change, and so does what loads.
+    rebuilt = export_release(tmp_path / "b" / "raw", tmp_path / "a" / "hub", ExportConfig(overwrite=True))
+    assert len(_load(tmp_path / "a" / "hub", "mentions", "movies")) == rebuilt.statistics.topics["movies"].mentions == 3
+
+
+def test_card_records_rows_per_split(exported):
+    meta = yaml.safe_load((exported.out_dir / "README.md").read_text(encoding="utf-8").split("---")[1])
+    infos = {info["config_name"]: info for info in meta["dataset_info"]}
+    splits = {s["name"]: s["num_examples"] for s in infos["Tm-Ie"]["splits"]}
+    assert splits == {**exported.statistics.total.splits, **{t: 10 for t in TOPICS}}
+    assert infos["kb"]["splits"][0]["num_examples"] == exported.num_kb_entities
