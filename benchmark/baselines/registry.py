@@ -161,6 +161,14 @@ def _folder_revision(folder: Path) -> str:
     return f"local-{digest.hexdigest()[:16]}"
 
 
+def _hub_revision(request: ModelRequest, cache_dir: str | None) -> str | None:
+    """The commit of a Hub model as loaded: the snapshot folder that holds its cached ``config.json``."""
+    cached = try_to_load_from_cache(
+        request.source, "config.json", cache_dir=hub_cache_dir(cache_dir), revision=request.revision
+    )
+    return Path(cached).parent.name if isinstance(cached, str) else None
+
+
 def load_adapter(
     request: ModelRequest, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
     cache_dir: str | None = None,
@@ -180,7 +188,7 @@ def load_adapter(
     model = model_class.from_pretrained(request.source, dtype=dtype, **hub_kwargs).to(device).eval()
     processor = transformers.AutoProcessor.from_pretrained(request.source, **hub_kwargs)
     folder = Path(request.source)
-    revision = _folder_revision(folder) if folder.is_dir() else getattr(model.config, "_commit_hash", None)
+    revision = _folder_revision(folder) if folder.is_dir() else _hub_revision(request, cache_dir)
     info = ModelInfo(
         name=request.label,
         source=request.source,
