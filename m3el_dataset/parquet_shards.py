@@ -84,7 +84,16 @@ class ParquetShardWriter:
         self._rows, self._buffered_bytes = [], 0
 
     def close(self) -> list[Path]:
-        """Flush, close and give the shards their final ``-NNNNN-of-MMMMM`` names; return their paths."""
+        """Flush, close and give the shards their final ``-NNNNN-of-MMMMM`` names; return their paths.
+
+        A writer that got no row still writes one empty shard: a split glob that matches no file makes
+        ``datasets`` refuse every split of the config, while an empty shard loads as an empty split.
+        """
+        if not self._paths and not self._rows:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{self.prefix}-00000.parquet"
+            pq.ParquetWriter(path, self.schema).close()  # no row group at all: `datasets` reads it as empty
+            self._paths.append(path)
         self._flush()
         if self._writer is not None:
             self._writer.close()
