@@ -44,7 +44,7 @@ from benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model  # noq
 from benchmark.evaluation.outputs import summary, write_outputs  # noqa: E402
 from benchmark.evaluation.scoring import settings_for  # noqa: E402
 from benchmark.evaluation.tables import TableLayout  # noqa: E402
-from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS  # noqa: E402
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS  # noqa: E402
 
 logger = logging.getLogger("benchmark.run")
 
@@ -99,6 +99,7 @@ class BenchmarkArguments:
         check_names(self.tasks, TASKS, "task")
         check_names(self.text_formats, TEXT_FORMATS, "text format")
         check_names(self.topics, TOPICS, "topic")
+        check_names(self.splits, ALL_SPLITS, "split")
         check_names([self.protocol], PROTOCOLS, "protocol")
         check_names([self.mixed_precision], PRECISIONS, "mixed precision")
         check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
