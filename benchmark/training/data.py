@@ -128,7 +128,8 @@ class MentionEntityPairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
+        """Draw tasks and augmentations of ``epoch`` (named so that accelerate's own ``set_epoch`` leaves it be)."""
         self.epoch = epoch
 
     def _rng(self, index: int) -> random.Random:

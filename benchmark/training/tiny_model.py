@@ -7,10 +7,10 @@ vocabulary, so a few minutes on a CPU are enough for it to learn something from 
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, normalizers, pre_tokenizers
 from transformers import CLIPImageProcessorPil, CLIPProcessor, CLIPTokenizer
 
 from modeling_clip_nd import CLIPNDConfig, CLIPNDModel
@@ -23,29 +23,45 @@ MAX_TEXT_TOKENS = 77
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
-def train_clip_tokenizer(texts: Iterable[str], vocab_size: int) -> CLIPTokenizer:
-    """Train a byte-level BPE with CLIP's conventions (lower case, ``</w>`` word ends) on ``texts``."""
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.normalizer = normalizers.Sequence(
+def _clip_pre_tokenizer():
+    """CLIP's normalisation and word splitting, as the fast `CLIPTokenizer` applies them."""
+    normalizer = normalizers.Sequence(
         [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
     )
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+    splitter = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False),
         ]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        end_of_word_suffix="</w>",
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[BOS_TOKEN, EOS_TOKEN],
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in model["merges"]]
-    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=MAX_TEXT_TOKENS)
+    return normalizer, splitter
+
+
+def train_clip_tokenizer(texts: Iterable[str], vocab_size: int) -> CLIPTokenizer:
+    """A `CLIPTokenizer` whose BPE merges spell out the most frequent words of ``texts`` whole.
+
+    Each word, most frequent first (ties by the word itself), gets the merges that build it left to right, until
+    ``vocab_size`` is reached. Unlike a trained BPE (whose tie-breaking varies from run to run), the result depends
+    on the texts alone, so a seeded run is reproducible; and frequent words become single tokens, which is what a
+    small model learning from a few hundred examples needs.
+    """
+    normalizer, splitter = _clip_pre_tokenizer()
+    counts = Counter(word for text in texts for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = alphabet + [f"{char}</w>" for char in alphabet] + [BOS_TOKEN, EOS_TOKEN]
+    vocab = {token: index for index, token in enumerate(tokens)}
+    merges: list[tuple[str, str]] = []
+    for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        symbols = [*word[:-1], f"{word[-1]}</w>"]
+        built = symbols[0]
+        for symbol in symbols[1:]:
+            if built + symbol not in vocab:
+                if len(vocab) >= vocab_size:
+                    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TEXT_TOKENS)
+                vocab[built + symbol] = len(vocab)
+                merges.append((built, symbol))
+            built += symbol
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TEXT_TOKENS)
 
 
 def build_tiny_clip_nd(texts: Iterable[str], args: ModelArguments) -> tuple[CLIPNDModel, CLIPProcessor]:

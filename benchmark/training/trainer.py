@@ -53,20 +53,25 @@ class TrainResult:
 
 
 class EpochPermutationSampler(torch.utils.data.Sampler):
-    """A seeded permutation per epoch: the data order of a resumed run is that of an uninterrupted one."""
+    """A seeded permutation per epoch, optionally without its first ``skip`` indices (those a resumed run has
+    already trained on), so that the data order of a resumed run is that of an uninterrupted one.
+
+    The method is `use_epoch`, not ``set_epoch``, on purpose: accelerate calls ``set_epoch`` with its own count of
+    passes over the loader, which restarts at 0 for a resumed run.
+    """
 
     def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
+        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def use_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        return iter(torch.randperm(self.size, generator=generator)[self.skip :].tolist())
 
     def __len__(self) -> int:
-        return self.size
+        return self.size - self.skip
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -110,7 +115,6 @@ def _trackers(report_to: str) -> list[str]:
         return ["tensorboard"]
     except ImportError:
         return []
-
 
 
 class CLIPNDTrainer:
@@ -160,8 +164,13 @@ class CLIPNDTrainer:
             self.train_pairs,
             batch_size=self.args.per_device_train_batch_size,
             sampler=self.sampler,
-            collate_fn=PairCollator(self.processor, template, train=True, keep_mention=self.data_args.keep_mention,
-                                    num_slots=self.num_slots),  # fmt: skip
+            collate_fn=PairCollator(
+                self.processor,
+                template,
+                train=True,
+                keep_mention=self.data_args.keep_mention,
+                num_slots=self.num_slots,
+            ),  # fmt: skip
             num_workers=self.data_args.dataloader_num_workers,
         )
         self.validation_loader, self.eval_slots = None, 0
@@ -223,12 +232,11 @@ class CLIPNDTrainer:
 
     def _train_epoch(self, progress) -> bool:
         """Train on the rest of the current epoch; return whether it was finished (not cut by ``max_steps``)."""
-        self.sampler.set_epoch(self.state.epoch)
-        self.train_pairs.set_epoch(self.state.epoch)
-        loader = self.train_loader
-        if self.state.batches_done_in_epoch:
-            loader = self.accelerator.skip_first_batches(loader, self.state.batches_done_in_epoch)
-        for batch in loader:
+        # Each process batch takes num_processes batches of the sampler (one per process).
+        done = self.state.batches_done_in_epoch * self.args.per_device_train_batch_size
+        self.sampler.use_epoch(self.state.epoch, skip=done * self.accelerator.num_processes)
+        self.train_pairs.use_epoch(self.state.epoch)
+        for batch in self.train_loader:
             loss = self._train_step(batch)
             self.state.batches_done_in_epoch += 1
             self.state.undecodable_images += int(batch["undecodable_images"])

@@ -1,0 +1,201 @@
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from release_fixtures import small_release
+from safetensors.torch import load_file
+
+from benchmark.train import main, parse_arguments
+from benchmark.training import trainer as trainer_module
+from benchmark.training.checkpointing import latest_checkpoint
+from benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
+from m3el_dataset.export import ExportConfig, export_release
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "m3el_dataset" / "sample_data"
+TINY = ["--init", "tiny", "--tiny_hidden_size", "32", "--tiny_image_size", "16", "--tiny_patch_size", "8",
+        "--tiny_vocab_size", "600", "--report_to", "none", "--learning_rate", "1e-3"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample_hub(tmp_path_factory):
+    return export_release(SAMPLE, tmp_path_factory.mktemp("sample") / "hub", ExportConfig()).out_dir
+
+
+def _args(out, dataset, *extra):
+    return [*TINY, "--dataset", str(dataset), "--output_dir", str(out), "--per_device_train_batch_size", "16", *extra]
+
+
+def _weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def test_two_steps_on_the_bundled_sample_save_a_loadable_clip_nd(tmp_path, sample_hub):
+    from transformers import AutoModel, AutoProcessor
+
+    result = main(_args(tmp_path / "run", sample_hub, "--max_steps", "2", "--task", "ITm-ITe"))
+    assert result.steps == 2 and result.validation_accuracy is not None
+    model = AutoModel.from_pretrained(result.output_dir, trust_remote_code=True)
+    assert type(model).__name__ == "CLIPNDModel"
+    assert AutoProcessor.from_pretrained(result.output_dir, trust_remote_code=True).tokenizer("a film").input_ids
+    card = (result.output_dir / "README.md").read_text()
+    assert "## Training arguments" in card and '"task": "ITm-ITe"' in card and "accuracy" in card
+    logged = [json.loads(line) for line in (result.output_dir / TRAIN_LOG_FILE).read_text().splitlines()]
+    assert [entry["step"] for entry in logged] == [2]
+
+
+def test_raw_release_trains_too(tmp_path):
+    small_release(tmp_path / "raw", per_topic=4).write()
+    result = main(_args(tmp_path / "run", tmp_path / "raw", "--max_steps", "1", "--validation_split", ""))
+    assert result.steps == 1 and result.validation_accuracy is None
+    assert (result.output_dir / "model.safetensors").is_file()
+
+
+def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path, sample_hub, monkeypatch):
+    common = ["--max_steps", "4", "--checkpointing_steps", "2", "--validation_split", "", "--task", "Tm-Ie"]
+    straight = main(_args(tmp_path / "straight", sample_hub, *common))
+    real_step = CLIPNDTrainer._train_step
+    calls = []
+
+    def killed_at_third_step(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(CLIPNDTrainer, "_train_step", killed_at_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(tmp_path / "resumed", sample_hub, *common))
+    assert latest_checkpoint(tmp_path / "resumed").name == "checkpoint-2"
+    monkeypatch.setattr(CLIPNDTrainer, "_train_step", real_step)
+    resumed = main(_args(tmp_path / "resumed", sample_hub, *common, "--resume"))
+    assert resumed.steps == 4
+    a, b = _weights(straight.output_dir), _weights(resumed.output_dir)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_nan_loss_stops_with_step_and_batch_named_and_keeps_last_good_checkpoint(tmp_path, sample_hub, monkeypatch):
+    real_forward = trainer_module.GatheredContrastiveLoss.forward
+    calls = []
+
+    def nan_at_third(self, *args, **kwargs):
+        calls.append(1)
+        loss = real_forward(self, *args, **kwargs)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(trainer_module.GatheredContrastiveLoss, "forward", nan_at_third)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match=r"step 3 \(epoch 0, batch 2 of the epoch, mentions \['"):
+        main(_args(out, sample_hub, "--max_steps", "5", "--checkpointing_steps", "2", "--validation_split", ""))
+    assert latest_checkpoint(out).name == "checkpoint-2"
+    assert not (out / "model.safetensors").exists()
+
+
+def test_full_disk_while_checkpointing_leaves_no_corrupt_latest(tmp_path, sample_hub, monkeypatch):
+    from accelerate import Accelerator
+
+    from benchmark.training.checkpointing import CheckpointError
+
+    real_save = Accelerator.save_state
+    calls = []
+
+    def save_then_fill_disk(self, output_dir=None, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", save_then_fill_disk)
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="step 4 .* last complete checkpoint is .*checkpoint-2"):
+        main(_args(out, sample_hub, "--max_steps", "6", "--checkpointing_steps", "2", "--validation_split", ""))
+    assert latest_checkpoint(out).name == "checkpoint-2"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "latest"]
+
+
+def test_lora_adapter_and_merged_model(tmp_path, sample_hub):
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    lora = ["--max_steps", "2", "--lora_r", "4", "--validation_split", ""]
+    merged = main(_args(tmp_path / "merged", sample_hub, *lora))
+    model = AutoModel.from_pretrained(merged.output_dir, trust_remote_code=True)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    adapter = main(_args(tmp_path / "adapter", sample_hub, *lora, "--save_merged", "false"))
+    assert (adapter.output_dir / "adapter_config.json").is_file()
+    base = AutoModel.from_pretrained(merged.output_dir, trust_remote_code=True)
+    with_adapter = PeftModel.from_pretrained(base, adapter.output_dir)
+    assert any("lora_A" in name for name, _ in with_adapter.named_parameters())
+
+
+def test_undecodable_images_are_counted_not_replaced(tmp_path):
+    release = small_release(tmp_path / "raw", per_topic=4)
+    for records in release.files.values():
+        for record in records:
+            release.write_image(record["image"][2], b"\x89PNG\r\n\x1a\n broken")
+    release.write()
+    hub = export_release(tmp_path / "raw", tmp_path / "hub", ExportConfig(decode_check=False)).out_dir
+    one_epoch = ["--task", "ITm-Te", "--num_train_epochs", "1", "--validation_split", ""]
+    result = main(_args(tmp_path / "run", hub, *one_epoch))
+    assert result.undecodable_images > 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "Tm-Xe"], "Unknown task 'Tm-Xe'; choose one of Tm-Te"),
+        (["--text_format", "M-X"], "Unknown text format 'M-X'; choose one of S1, S"),
+        (["--description_drop_prob", "2"], "probability"),
+        (["--lr_scheduler_type", "linear"], "'constant' or 'cosine'"),
+    ],
+)
+def test_bad_arguments_are_named(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_arguments(argv)
+
+
+def test_dataset_without_the_train_split_is_named(tmp_path, sample_hub):
+    with pytest.raises(ValueError, match="no split 'training'"):
+        main(_args(tmp_path / "run", sample_hub, "--train_split", "training"))
+
+
+def test_arguments_from_a_yaml_file(tmp_path):
+    path = tmp_path / "args.yaml"
+    path.write_text("init: tiny\ntask: Im-Ie\ntext_format: S1\nper_device_train_batch_size: 8\n")
+    model_args, data_args, training_args = parse_arguments([str(path)])
+    assert (model_args.init, data_args.task, data_args.text_format) == ("tiny", "Im-Ie", "S1")
+    assert training_args.per_device_train_batch_size == 8 and training_args.learning_rate == 1e-5
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_give_the_single_process_loss(tmp_path, sample_hub):
+    common = ["--max_steps", "2", "--logging_steps", "1", "--validation_split", "", "--task", "ITm-ITe"]
+    single = main(_args(tmp_path / "single", sample_hub, *common, "--per_device_train_batch_size", "16"))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    launch = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    script = [str(REPO / "benchmark/train.py"), *_args(tmp_path / "double", sample_hub, *common)]
+    command = [sys.executable, *launch, *script, "--per_device_train_batch_size", "8", "--report_to", "none"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = {}
+    for name in ("single", "double"):
+        logs[name] = [json.loads(line) for line in (tmp_path / name / TRAIN_LOG_FILE).read_text().splitlines()]
+    assert [entry["step"] for entry in logs["double"]] == [1, 2]
+    for one, two in zip(logs["single"], logs["double"], strict=True):
+        assert one["train/loss"] == pytest.approx(two["train/loss"], rel=1e-5, abs=1e-6)
+    a, b = _weights(single.output_dir), _weights(tmp_path / "double")
+    for key in a:
+        # A key bias has a zero gradient in exact arithmetic (softmax ignores a constant shift), so Adam turns its
+        # rounding noise into full-size steps of either sign: it is the one parameter that cannot match.
+        if not key.endswith("k_proj.bias"):
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
