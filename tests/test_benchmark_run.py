@@ -47,6 +47,7 @@ def _figures(results: dict) -> list[tuple]:
     return [tuple(record[key] for key in keys) for record in results["results"]]
 
 
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
 def test_every_model_task_format_and_topic_is_reported(full_run):
     first, _ = full_run
     records = first.results["results"]
@@ -59,6 +60,7 @@ def test_every_model_task_format_and_topic_is_reported(full_run):
         assert record["missing_candidate_scores"] == 0 and record["missing_mentions"] == 0
 
 
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
 def test_each_unique_input_is_encoded_once_and_reused_from_the_cache(full_run):
     first, second = full_run
     for cold, warm in zip(first.results["models"], second.results["models"], strict=True):
@@ -73,6 +75,7 @@ def test_each_unique_input_is_encoded_once_and_reused_from_the_cache(full_run):
     assert _figures(first.results) == _figures(second.results)
 
 
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
 def test_table_layouts(full_run):
     first, _ = full_run
     tables = first.output_dir / "tables"
@@ -95,6 +98,7 @@ def test_table_layouts(full_run):
     assert set(model_index["CLIP-ND"]["ITm-ITe"]) == {"accuracy", "top_5", "mrr"}
 
 
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
 def test_results_json_records_provenance(full_run):
     first, _ = full_run
     saved = json.loads((first.output_dir / "results.json").read_text())
