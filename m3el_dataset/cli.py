@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .converters import CONVERTERS
 
+    commands.add_parser(PIPELINE_COMMAND, help="rebuild M3EL-style data from raw sources and Wikidata")
     convert = commands.add_parser("convert", help="convert a peer MEL dataset into the same Hub layout")
     convert.add_argument("format", choices=list(CONVERTERS),
                          help="; ".join(f"{c.name}: {c.description}" for c in CONVERTERS.values()))  # fmt: skip
@@ -144,8 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PIPELINE_COMMAND = "pipeline"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``m3el-dataset``; user errors print one line and exit with status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [PIPELINE_COMMAND]:
+        # The construction pipeline has its own subcommands (one per stage): hand the rest of the line over.
+        from .pipeline.cli import main as pipeline_main
+
+        return pipeline_main(argv[1:], prog=f"m3el-dataset {PIPELINE_COMMAND}")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:

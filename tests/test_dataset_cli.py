@@ -115,3 +115,10 @@ def test_image_bytes_are_copied_not_reencoded(tmp_path):
     shards = (tmp_path / "hub").glob("data/sports/*.parquet")
     (row,) = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
     assert row["mention_image"]["bytes"] == jpeg
+
+
+def test_pipeline_is_a_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pipeline", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: m3el-dataset pipeline" in capsys.readouterr().out
