@@ -9,10 +9,12 @@ This module does not travel to the Hub (the model files do not import it): it is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+import hub_cards
+from m3el_dataset.converters.published import M3EL_TABLE5, PUBLISHED_FIGURES
 
 from .configuration_clip_nd import CLIPNDConfig
 from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT
@@ -20,23 +22,6 @@ from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT
 TEMPLATE_NAME = "model_card.md"
 DEFAULT_REPO_ID = "m3el/clip_nd"
 DEFAULT_DATASET_ID = "m3el/M3EL"
-
-
-def model_card_template_path() -> Path:
-    """Return the path of ``hub_cards/model_card.md``: installed package data first, else the source checkout."""
-    try:
-        installed = resources.files("hub_cards") / TEMPLATE_NAME
-        if installed.is_file():
-            return Path(str(installed))
-    except ModuleNotFoundError:
-        pass
-    checkout = Path(__file__).resolve().parent.parent / "hub_cards" / TEMPLATE_NAME
-    if not checkout.is_file():
-        raise FileNotFoundError(
-            f"The model card template {TEMPLATE_NAME} was found neither as package data of 'hub_cards' nor at "
-            f"{checkout}; reinstall m3el or pass template_path to build_model_card."
-        )
-    return checkout
 
 
 def _eval_results(
@@ -64,6 +49,21 @@ def _eval_results(
             )
             rows.append({"task": task, "metric": metric, "value": float(value)})
     return eval_results, rows
+
+
+def _published_rows() -> list[dict[str, str]]:
+    """The published reference figures (never ours) as rows of the card's table."""
+    return [
+        {
+            "dataset": figure.dataset,
+            "model": figure.model,
+            "figures": ", ".join(f"{name} {value:g}" for name, value in figure.metrics.items()),
+            "protocol": figure.protocol,
+            "source": figure.source,
+        }
+        for figures in PUBLISHED_FIGURES.values()
+        for figure in figures
+    ]
 
 
 def build_model_card(
@@ -96,13 +96,16 @@ def build_model_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path or model_card_template_path()),
+        template_path=str(template_path or hub_cards.template_path(TEMPLATE_NAME)),
         model_name=model_name,
         repo_id=repo_id,
         base_model=base_model,
         base_model_url=f"https://huggingface.co/{base_model}",
         dataset_url=f"https://huggingface.co/datasets/{dataset_id}",
         results=rows,
+        split=split,
+        published=_published_rows(),
+        m3el_table5=M3EL_TABLE5,
         fusion_image_weight=config.fusion_image_weight,
         max_text_tokens=config.text_config.max_position_embeddings,
         adam_betas=tuple(config.adam_betas),
@@ -114,4 +117,4 @@ def build_model_card(
     )
 
 
-__all__ = ["build_model_card", "model_card_template_path"]
+__all__ = ["build_model_card"]
