@@ -199,3 +199,12 @@ def test_two_cpu_processes_give_the_single_process_loss(tmp_path, sample_hub):
         # rounding noise into full-size steps of either sign: it is the one parameter that cannot match.
         if not key.endswith("k_proj.bias"):
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_early_stopping_and_best_model_kept(tmp_path, sample_hub):
+    # With a zero learning rate the validation ACC never improves: patience 1 stops after the second epoch.
+    result = main(_args(tmp_path / "run", sample_hub, "--learning_rate", "0", "--num_train_epochs", "5",
+                        "--early_stopping_patience", "1"))  # fmt: skip
+    assert [entry["epoch"] for entry in result.history] == [0, 1]
+    assert result.history[0]["accuracy"] == result.history[1]["accuracy"] == result.validation_accuracy
+    assert (result.output_dir / "model.safetensors").is_file()
