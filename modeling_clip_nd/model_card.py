@@ -14,7 +14,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import hub_cards
-from m3el_dataset.converters.published import M3EL_TABLE5, PUBLISHED_FIGURES
+from m3el_dataset.converters.published import M3EL_TABLE5, PUBLISHED_FIGURES, published_rows
 
 from .configuration_clip_nd import CLIPNDConfig
 from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT
@@ -49,21 +49,6 @@ def _eval_results(
             )
             rows.append({"task": task, "metric": metric, "value": float(value)})
     return eval_results, rows
-
-
-def _published_rows() -> list[dict[str, str]]:
-    """The published reference figures (never ours) as rows of the card's table."""
-    return [
-        {
-            "dataset": figure.dataset,
-            "model": figure.model,
-            "figures": ", ".join(f"{name} {value:g}" for name, value in figure.metrics.items()),
-            "protocol": figure.protocol,
-            "source": figure.source,
-        }
-        for figures in PUBLISHED_FIGURES.values()
-        for figure in figures
-    ]
 
 
 def build_model_card(
@@ -104,7 +89,7 @@ def build_model_card(
         dataset_url=f"https://huggingface.co/datasets/{dataset_id}",
         results=rows,
         split=split,
-        published=_published_rows(),
+        published=[row for name in PUBLISHED_FIGURES for row in published_rows(name)],
         m3el_table5=M3EL_TABLE5,
         fusion_image_weight=config.fusion_image_weight,
         max_text_tokens=config.text_config.max_position_embeddings,
