@@ -1,9 +1,10 @@
 """The benchmark's view of a dataset: each mention's inputs as content keys, and each unique input once.
 
 `load_mentions` reads the ``mentions`` config of an exported M3EL folder (or Hub repo) for the chosen splits
-and topics. Every text and image is replaced by a key, the hash of its content, so that an input used by several
-mentions, candidates, tasks or text formats is stored, encoded and cached once (`UniqueInputs`). Images stay
-undecoded bytes here; DataLoader workers decode them during encoding.
+and topics; `load_kb` reads its ``kb`` config, the entities a mention is ranked against under the ``kb``
+protocol. Every text and image is replaced by a key, the hash of its content, so that an input used by several
+mentions, candidates, KB entities, tasks or text formats is stored, encoded and cached once (`UniqueInputs`).
+Images stay undecoded bytes here; DataLoader workers decode them during encoding.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 from m3el_dataset.constants import ALL_SPLITS, TEXT_FORMATS, TOPICS, check_text_format, check_topic
 from m3el_dataset.export import ExportConfig, export_release
-from m3el_dataset.rows import MENTIONS_CONFIG, text_column
+from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
+from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ class MentionTable:
     """The evaluated mentions, one entry per mention in every list, inputs given by content key.
 
     ``mention_texts[format][i]`` is mention i's text in that format; image keys are ``None`` where the image is
-    missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates.
+    missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
+    ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up.
     """
 
     ids: list[str]
@@ -77,9 +80,30 @@ class MentionTable:
     candidate_texts: list[list[str]]
     candidate_images: list[list[str | None]]
     inputs: UniqueInputs
+    gold_qids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass
+class KnowledgeBase:
+    """The entities of a dataset's ``kb`` config, inputs given by content key (image ``None`` where missing).
+
+    An entity's text is ``"{name}: {description}"`` (`entity_text`, as a candidate's), so the cache shares it.
+    """
+
+    qids: list[str]
+    texts: list[str]
+    images: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.qids)
+
+    def rows_of(self, qids: Sequence[str]) -> np.ndarray:
+        """The row of each QID in the KB, -1 for ``""`` (NIL) and for a QID the KB lacks."""
+        index = {qid: row for row, qid in enumerate(self.qids)}
+        return np.asarray([index.get(qid, -1) if qid else -1 for qid in qids], dtype=np.int64)
 
 
 def _fingerprint(folder: Path) -> str:
@@ -143,21 +167,29 @@ def _load_rows(path: str, splits: Sequence[str], columns: list[str]) -> Iterable
 
 
 def load_mentions(
-    path: str, splits: Sequence[str], topics: Sequence[str] = TOPICS, text_formats: Sequence[str] = TEXT_FORMATS
+    path: str,
+    splits: Sequence[str],
+    topics: Sequence[str] | None = TOPICS,
+    text_formats: Sequence[str] = TEXT_FORMATS,
 ) -> MentionTable:
-    """Read the mentions of ``splits`` whose topic is in ``topics`` from the dataset at ``path``."""
+    """Read the mentions of ``splits`` whose topic is in ``topics`` from the dataset at ``path``.
+
+    ``topics`` filters M3EL's topics; ``None`` keeps every group. A group that is no M3EL topic (a converted peer
+    dataset has one, named after it) is always kept.
+    """
     splits = check_names(splits, ALL_SPLITS, "split")
-    topics = [check_topic(topic) for topic in topics]
+    topics = None if topics is None else [check_topic(topic) for topic in topics]
     text_formats = [check_text_format(name) for name in text_formats]
-    columns = ["id", "topic", "label", "mention_image", "candidate_texts", "candidate_images"]
+    columns = ["id", "topic", "label", "gold_qid", "mention_image", "candidate_texts", "candidate_images"]
     columns += [text_column(name) for name in text_formats]
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
     gold = []
     for row in _load_rows(path, splits, columns):
-        if row["topic"] not in topics:
+        if topics is not None and row["topic"] in TOPICS and row["topic"] not in topics:
             continue
         table.ids.append(row["id"])
+        table.gold_qids.append(row["gold_qid"])
         table.topics.append(row["topic"])
         gold.append(row["label"])
         for name in text_formats:
@@ -166,8 +198,31 @@ def load_mentions(
         table.candidate_texts.append([inputs.add_text(text) for text in row["candidate_texts"]])
         table.candidate_images.append([inputs.add_image(cell) for cell in row["candidate_images"]])
     if not table.ids:
-        raise ValueError(f"No mention of topics {list(topics)} in splits {list(splits)} of {path}.")
+        which = "any topic" if topics is None else f"topics {list(topics)}"
+        raise ValueError(f"No mention of {which} in splits {list(splits)} of {path}.")
     table.gold = np.asarray(gold, dtype=np.int64)
     logger.info("Loaded %d mentions (%d unique texts, %d unique images) from %s", len(table), len(inputs.texts),
                 len(inputs.images), path)  # fmt: skip
     return table
+
+
+def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
+    """Read the ``kb`` config of the dataset at ``path``, adding each entity's text and image to ``inputs``."""
+    try:
+        table = datasets.load_dataset(path, KB_CONFIG, split=KB_SPLIT)
+    except ValueError as error:  # datasets names the configs it found
+        message = f"{path} has no usable {KB_CONFIG!r} config, which the kb protocol ranks against: {error}"
+        raise ValueError(message) from error
+    table = table.select_columns(["qid", "name", "description", "image"])
+    table = table.cast_column("image", datasets.Image(decode=False))
+    kb = KnowledgeBase([], [], [])
+    for row in table:
+        kb.qids.append(row["qid"])
+        kb.texts.append(inputs.add_text(entity_text(row["name"], row["description"])))
+        kb.images.append(inputs.add_image(row["image"]))
+    duplicates = len(kb.qids) - len(set(kb.qids))
+    if duplicates or not kb.qids:
+        problem = f"{duplicates} duplicate QIDs" if duplicates else "no entity"
+        raise ValueError(f"The {KB_CONFIG!r} config of {path} has {problem}; re-export the dataset.")
+    logger.info("Loaded a knowledge base of %d entities from %s", len(kb), path)
+    return kb

@@ -3,7 +3,8 @@
 `needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
 formats, the entity texts, the images, and, for a model whose fusion is its own multimodal encoder (FLAVA), the
 (text, image) pairs of the (I+T) sides. `evaluate_model` returns every figure as flat records, one per
-(task, text format, topic), with ``topic = "all"`` for the whole set.
+(dataset, task, text format, topic), with ``topic = "all"`` for the whole set. Under the ``kb`` protocol the
+entities are those of the knowledge base instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from accelerate import Accelerator
 from ..baselines.base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo
 from ..m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks
 from .cache import EmbeddingCache, model_cache_key
-from .data import MentionTable, pair_key
+from .data import KnowledgeBase, MentionTable, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
+from .kb_ranking import KBRankingSettings, KBScorer
 from .scoring import CandidateScorer, Setting, rank_mentions
 
 logger = logging.getLogger(__name__)
@@ -50,11 +52,17 @@ class ModelEvaluation:
 
 
 def needed_inputs(
-    mentions: MentionTable, settings: Sequence[Setting], pair_fusion: bool
+    mentions: MentionTable, settings: Sequence[Setting], pair_fusion: bool, kb: KnowledgeBase | None = None
 ) -> dict[str, dict[str, object]]:
-    """Each unique input the settings need, by kind: key to text, image bytes or (text, image bytes)."""
+    """Each unique input the settings need, by kind: key to text, image bytes or (text, image bytes).
+
+    The entities are the mentions' candidates, or with ``kb`` every entity of the knowledge base instead.
+    """
     inputs, texts, images, pairs = mentions.inputs, {}, {}, {}
-    candidates = list(zip(mentions.candidate_texts, mentions.candidate_images, strict=True))
+    if kb is None:
+        candidates = list(zip(mentions.candidate_texts, mentions.candidate_images, strict=True))
+    else:
+        candidates = [(kb.texts, kb.images)]
 
     def add(text_key, image_key, spec_text, spec_image):
         if spec_text and (not spec_image or not pair_fusion):
@@ -77,13 +85,15 @@ def needed_inputs(
     return {kind: items for kind, items in found.items() if items or kind == TEXT}
 
 
-def _records(name: str, settings: Sequence[Setting], figures: np.ndarray, topics: list[str]) -> list[dict]:
+def _records(
+    base_fields: dict[str, str], settings: Sequence[Setting], figures: np.ndarray, topics: list[str]
+) -> list[dict]:
     records = []
     for column, setting in enumerate(settings):
         ranks, missing_scores, missing_mentions = figures[:, column].T
         metrics = compute_ranking_metrics_from_ranks(ranks, groups={"topic": topics})
         by_topic = metrics.pop("by_group")["topic"]
-        base = {"model": name, "task": setting.task, "text_format": setting.text_format}
+        base = {**base_fields, "task": setting.task, "text_format": setting.text_format}
         records.append({**base, "topic": ALL_TOPICS, **metrics, "missing_candidate_scores": int(missing_scores.sum()),
                         "missing_mentions": int(missing_mentions.sum())})  # fmt: skip
         for topic, topic_metrics in by_topic.items():
@@ -102,18 +112,29 @@ def evaluate_model(
     encoding: EncodingSettings,
     cache_root: str | Path | None,
     text_formats: Sequence[str],
+    dataset: str = "",
+    kb: KnowledgeBase | None = None,
+    kb_settings: KBRankingSettings | None = None,
 ) -> ModelEvaluation:
-    """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure."""
+    """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure.
+
+    With ``kb``, each mention is ranked against the whole knowledge base (``kb`` protocol), else against its
+    candidates; ``dataset`` names the dataset in the records.
+    """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
-    needed = needed_inputs(mentions, settings, adapter.fusion == FUSION_MULTIMODAL_ENCODER)
+    needed = needed_inputs(mentions, settings, adapter.fusion == FUSION_MULTIMODAL_ENCODER, kb)
     tables: dict[str, EmbeddingTable] = {}
     for kind in (TEXT, IMAGE, PAIR):
         if kind in needed:
             fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
             tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
-    scorer = CandidateScorer(mentions, tables, text_formats)
-    desc = f"{adapter.info.name} | score"
+    if kb is None:
+        scorer = CandidateScorer(mentions, tables, text_formats)
+    else:
+        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings or KBRankingSettings())
+    protocol = "candidates" if kb is None else "kb"
+    desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
     figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
     undecodable: set[str] = set()
     for kind in (IMAGE, PAIR):
@@ -123,8 +144,27 @@ def evaluate_model(
             undecodable.update(key.split("+")[-1] for key in keys)  # a pair key ends with its image key
     return ModelEvaluation(
         info=adapter.info,
-        records=_records(adapter.info.name, settings, figures, mentions.topics),
+        records=_records(
+            {"model": adapter.info.name, "dataset": dataset, "protocol": protocol}, settings, figures, mentions.topics
+        ),
         encoding={kind: table.stats for kind, table in tables.items()},
         undecodable_images=len(undecodable),
         seconds=time.perf_counter() - start,
+    )
+
+
+def merge_evaluations(evaluations: Sequence[ModelEvaluation]) -> ModelEvaluation:
+    """One model's evaluations on several datasets as one: every record, and the work summed per input kind."""
+    encoding: dict[str, EncodingStats] = {}
+    for evaluation in evaluations:
+        for kind, stats in evaluation.encoding.items():
+            total = encoding.setdefault(kind, EncodingStats())
+            for name in ("unique", "encoded", "cached", "undecodable", "seconds"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+    return ModelEvaluation(
+        info=evaluations[0].info,
+        records=[record for evaluation in evaluations for record in evaluation.records],
+        encoding=encoding,
+        undecodable_images=sum(evaluation.undecodable_images for evaluation in evaluations),
+        seconds=sum(evaluation.seconds for evaluation in evaluations),
     )

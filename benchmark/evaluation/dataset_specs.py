@@ -1,0 +1,100 @@
+"""Which datasets a run evaluates: each with its name (the table column), protocol, tasks and published figures.
+
+A run evaluates either the one dataset of ``--dataset`` with every chosen task, format and topic, or the list of
+``datasets`` of a Table 5 / MIMIC-style config, each on one task and format. A YAML entry is a mapping::
+
+    datasets:
+      - {name: WikiMEL, path: data/wikimel, protocol: kb, task: ITm-ITe, published: wikimel}
+
+with ``name`` and ``path`` required; the others default to the run's ``protocol``, ``headline_task``,
+``headline_format`` and ``splits``, and to no published figures. On the command line an entry is ``NAME=PATH``.
+Topics are M3EL's; a converted peer dataset has one group named after it, so a listed dataset keeps every group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS
+from m3el_dataset.converters.published import PUBLISHED_FIGURES
+
+from .data import check_names
+
+PROTOCOLS = ("candidates", "kb")
+"""Ranking protocols: each mention against its own candidates, or against every entity of the ``kb`` config."""
+
+ENTRY_KEYS = ("name", "path", "protocol", "task", "text_format", "splits", "published")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One evaluated dataset.
+
+    Args:
+        name (`str`): its column in Table 5 and its name in the records.
+        path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (see `data.resolve_dataset`).
+        protocol (`str`): one of `PROTOCOLS`.
+        tasks, text_formats, splits (`tuple[str]`): what is scored; the first task and format head the tables.
+        topics (`tuple[str]` or `None`): M3EL topics to keep; `None` keeps every group.
+        published (`str`, *optional*): key of `PUBLISHED_FIGURES` shown beside ours, marked "published".
+    """
+
+    name: str
+    path: str
+    protocol: str
+    tasks: tuple[str, ...]
+    text_formats: tuple[str, ...]
+    splits: tuple[str, ...]
+    topics: tuple[str, ...] | None = None
+    published: str | None = None
+
+    def __post_init__(self):
+        check_names([self.protocol], PROTOCOLS, f"protocol of dataset {self.name!r}")
+        check_names(self.tasks, TASKS, f"task of dataset {self.name!r}")
+        check_names(self.text_formats, TEXT_FORMATS, f"text format of dataset {self.name!r}")
+        check_names(self.splits, ALL_SPLITS, f"split of dataset {self.name!r}")
+        if self.published is not None:
+            check_names([self.published], list(PUBLISHED_FIGURES), f"published figures of dataset {self.name!r}")
+
+
+def _entry_mapping(entry: Any) -> dict[str, Any]:
+    if isinstance(entry, str):
+        name, separator, path = entry.partition("=")
+        if not separator or not name or not path:
+            raise ValueError(f"Dataset entry {entry!r} is not NAME=PATH; e.g. WikiMEL=data/wikimel.")
+        return {"name": name, "path": path}
+    if not isinstance(entry, dict):
+        raise ValueError(f"Dataset entry {entry!r} is neither NAME=PATH nor a mapping with keys {ENTRY_KEYS}.")
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    missing = [key for key in ("name", "path") if not entry.get(key)]
+    if unknown or missing:
+        raise ValueError(
+            f"Dataset entry {entry!r}: unknown keys {unknown}, missing keys {missing}; valid keys: {ENTRY_KEYS}."
+        )
+    return dict(entry)
+
+
+def dataset_specs(
+    entries: Sequence[Any], *, protocol: str, task: str, text_format: str, splits: Sequence[str]
+) -> list[DatasetSpec]:
+    """`DatasetSpec` of each ``datasets`` entry (a mapping or ``NAME=PATH``), defaults from the run's arguments."""
+    specs = []
+    for entry in entries:
+        values = _entry_mapping(entry)
+        specs.append(
+            DatasetSpec(
+                name=str(values["name"]),
+                path=str(values["path"]),
+                protocol=values.get("protocol", protocol),
+                tasks=(values.get("task", task),),
+                text_formats=(values.get("text_format", text_format),),
+                splits=tuple(values.get("splits", splits)),
+                published=values.get("published"),
+            )
+        )
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Dataset names must differ (they are table columns), got {names}.")
+    return specs

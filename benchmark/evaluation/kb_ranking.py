@@ -1,0 +1,198 @@
+"""Whole-knowledge-base ranking (the ``kb`` protocol): every mention against every entity of the ``kb`` config.
+
+The gold's rank is counted, never sorted: for a batch of mentions and one chunk of KB entities at a time, the
+scores are one matrix product, and each mention adds the entities scored strictly higher than its gold and those
+scored equal (pessimistic ties, the gold itself left out). Memory is ``batch x chunk`` scores, whatever the KB
+size; `ranks_from_counts` turns the counts into ranks for the ``m3el_accuracy`` core. The KB side's embeddings
+(Te, Ie or ITe, as the task says) are put together once per entity modality from the unique-input tables.
+
+The rules of the candidate protocol hold here too (see `scoring`): an entity without a usable image scores -inf
+in an image task; a mention without its image, in a task that needs it, ranks past every entity (KB size + 1);
+a mention whose gold is not in the KB (NIL, or a QID the KB lacks) has rank -1, wrong at every k.
+
+`top_k_entities` returns each mention's best entities, by the same chunked products or, if installed, FAISS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..m3el_accuracy.ranking_metrics import NO_GOLD, ranks_from_counts
+from .data import KnowledgeBase, MentionTable
+from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
+from .scoring import CandidateScorer, Setting, _indices
+
+SEARCH_BACKENDS = ("torch", "faiss")
+
+TIE_TOLERANCE = 1e-6
+"""Scores this close to the gold's are ties. The gold's own score comes from a different matrix product than a
+duplicate entity's (same text or image), and float32 rounding may then differ in the last bits; a tolerance keeps
+such duplicates tied, as the pessimistic rule wants."""
+
+
+@dataclass
+class KBRankingSettings:
+    """How `KBScorer` walks the knowledge base.
+
+    Args:
+        chunk_size (`int`, *optional*, defaults to 16384): KB entities per matrix product.
+        tie_tolerance (`float`, *optional*, defaults to `TIE_TOLERANCE`): score difference still counted as a tie.
+    """
+
+    chunk_size: int = 16384
+    tie_tolerance: float = TIE_TOLERANCE
+
+    def __post_init__(self):
+        if self.chunk_size < 1:
+            raise ValueError(f"kb chunk_size must be at least 1, got {self.chunk_size}.")
+
+
+def kb_scores(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Scores ``(batch, num_keys)`` of ``queries (batch, q, d)`` against shared ``keys (num_keys, k, d)``.
+
+    As `baselines.base.similarity`: the maximum over every pair of vectors; one matrix product for single vectors.
+    """
+    if queries.shape[1] == 1 and keys.shape[1] == 1:
+        return queries[:, 0] @ keys[:, 0].T
+    return torch.einsum("bqd,ckd->bcqk", queries, keys).flatten(2).amax(dim=2)
+
+
+def count_above_gold(
+    queries: torch.Tensor, keys: torch.Tensor, gold: torch.Tensor, settings: KBRankingSettings
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per query, the keys scored strictly higher than key ``gold[i]``, the *other* keys scored equal, and the NaN
+    scores (a key or query without embedding), walking ``keys`` in chunks; a NaN score counts as -inf.
+
+    ``gold[i] = -1`` (no gold) compares against -inf; the caller discards those counts.
+    """
+    rows = torch.arange(len(queries))
+    has_gold = gold >= 0
+    safe = torch.where(has_gold, gold, 0)
+    gold_scores = kb_scores_pairwise(queries, keys[safe]).nan_to_num(nan=float("-inf"))
+    gold_scores = torch.where(has_gold, gold_scores, torch.tensor(float("-inf")))[:, None]
+    tolerance = settings.tie_tolerance
+    n_higher = torch.zeros(len(queries), dtype=torch.long)
+    n_equal, n_missing = torch.zeros_like(n_higher), torch.zeros_like(n_higher)
+    for start in range(0, len(keys), settings.chunk_size):
+        scores = kb_scores(queries, keys[start : start + settings.chunk_size])
+        missing = torch.isnan(scores)
+        n_missing += missing.sum(dim=1)
+        scores = scores.masked_fill(missing, float("-inf"))
+        inside = has_gold & (safe >= start) & (safe < start + scores.shape[1])
+        scores[rows[inside], safe[inside] - start] = float("nan")  # the gold itself: neither higher nor equal
+        n_higher += (scores > gold_scores + tolerance).sum(dim=1)
+        n_equal += ((scores == gold_scores) | ((scores - gold_scores).abs() <= tolerance)).sum(dim=1)
+    return n_higher, n_equal, n_missing
+
+
+def kb_scores_pairwise(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Score ``(batch,)`` of query i ``(batch, q, d)`` against its own key i ``(batch, k, d)``."""
+    return torch.einsum("bqd,bkd->bqk", queries, keys).flatten(1).amax(dim=1)
+
+
+def top_k_entities(
+    queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 16384, backend: str = "torch"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best keys of each query: ``(scores, indices)``, each ``(batch, k)``, best first.
+
+    ``backend="torch"`` merges the top-k of each chunk of ``keys``; ``"faiss"`` searches an exact inner-product
+    index (single-vector embeddings only). Keys without embedding score -inf (torch) or are left out (faiss: index
+    -1 past the last finite one).
+    """
+    if backend not in SEARCH_BACKENDS:
+        raise ValueError(f"Unknown search backend {backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}.")
+    k = min(k, len(keys))
+    if backend == "faiss":
+        return _faiss_top_k(queries, keys, k)
+    best_scores = torch.full((len(queries), 0), float("-inf"))
+    best_indices = torch.zeros((len(queries), 0), dtype=torch.long)
+    for start in range(0, len(keys), chunk_size):
+        scores = kb_scores(queries, keys[start : start + chunk_size]).nan_to_num(nan=float("-inf"))
+        scores, indices = scores.topk(min(k, scores.shape[1]), dim=1)
+        merged_scores = torch.cat([best_scores, scores], dim=1)
+        merged_indices = torch.cat([best_indices, indices + start], dim=1)
+        best_scores, order = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
+        best_indices = merged_indices.gather(1, order)
+    return best_scores, best_indices
+
+
+def _faiss_top_k(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError("The faiss search backend needs FAISS: `pip install faiss-cpu`, or use 'torch'.") from error
+    if queries.shape[1] != 1 or keys.shape[1] != 1:
+        raise ValueError(
+            f"FAISS searches one vector per input, but the queries have {queries.shape[1]} and the keys "
+            f"{keys.shape[1]} (e.g. BLIP-2's query tokens); use the torch backend."
+        )
+    finite = ~torch.isnan(keys[:, 0]).any(dim=1)
+    index = faiss.IndexFlatIP(keys.shape[-1])
+    index.add(np.ascontiguousarray(keys[finite, 0].numpy(), dtype=np.float32))
+    found = np.ascontiguousarray(queries[:, 0].nan_to_num(0.0).numpy(), dtype=np.float32)
+    scores, rows = index.search(found, k)
+    ids = torch.flatnonzero(finite)
+    rows = torch.from_numpy(rows)
+    indices = torch.where(rows >= 0, ids[rows.clamp(min=0)], torch.tensor(-1))
+    return torch.from_numpy(scores), indices
+
+
+class KBScorer:
+    """Gold ranks of a `MentionTable`'s mentions against a `KnowledgeBase`, for `scoring.rank_mentions`.
+
+    ``tables`` hold the embeddings of the mentions' and the KB entities' unique inputs (``pair`` only for FLAVA).
+    """
+
+    def __init__(
+        self,
+        mentions: MentionTable,
+        kb: KnowledgeBase,
+        tables: dict[str, EmbeddingTable],
+        text_formats: Sequence[str],
+        settings: KBRankingSettings,
+    ):
+        self.mentions, self.kb, self.settings = mentions, kb, settings
+        self.sides = CandidateScorer(mentions, tables, text_formats)  # the mention side and the vectors
+        self.gold = torch.from_numpy(kb.rows_of(mentions.gold_qids))
+        pairs = CandidateScorer._pair_keys(kb.texts, kb.images)
+        self.kb_rows = {
+            TEXT: _indices(kb.texts, tables.get(TEXT)),
+            IMAGE: _indices(kb.images, tables.get(IMAGE)),
+            PAIR: _indices(pairs, tables.get(PAIR)) if PAIR in tables else None,
+        }
+        self._entities: dict[tuple[bool, bool], torch.Tensor] = {}
+
+    def entity_vectors(self, setting: Setting) -> torch.Tensor:
+        """``(len(kb), num_vectors, dim)``: every KB entity in the task's entity modality, built once per modality."""
+        spec = setting.spec
+        modality = (spec.entity_text, spec.entity_image)
+        if modality not in self._entities:
+            rows = self.kb_rows
+            self._entities[modality] = self.sides._side(rows[TEXT], rows[IMAGE], rows[PAIR], *modality)
+        return self._entities[modality]
+
+    def mention_vectors(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
+        """``(len(batch), num_vectors, dim)``: the mentions in the task's mention modality and text format."""
+        spec, name, rows = setting.spec, setting.text_format, self.sides.rows
+        return self.sides._side(
+            rows["mention_text"][name][batch] if spec.mention_text else None,
+            rows["mention_image"][batch],
+            rows["mention_pair"][name][batch] if self.sides.pair_fusion and spec.mention_text else None,
+            spec.mention_text,
+            spec.mention_image,
+        )
+
+    def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
+        """``(len(batch), 3)``: gold rank, missing entity scores and mention-missing flag of each mention."""
+        mention = self.mention_vectors(setting, batch)
+        gold = self.gold[batch]
+        n_higher, n_equal, n_missing = count_above_gold(mention, self.entity_vectors(setting), gold, self.settings)
+        ranks = torch.from_numpy(ranks_from_counts(n_higher.numpy(), n_equal.numpy()))
+        mention_missing = torch.isnan(mention).flatten(1).all(dim=1)
+        ranks = torch.where(mention_missing, torch.tensor(len(self.kb) + 1), ranks)
+        ranks = torch.where(gold == NO_GOLD, torch.tensor(NO_GOLD), ranks)
+        return torch.stack([ranks, n_missing, mention_missing.long()], dim=1)
