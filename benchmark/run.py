@@ -4,11 +4,14 @@
     accelerate launch benchmark/run.py                                  # the bundled sample (configs/sample.yaml)
     accelerate launch benchmark/run.py --config benchmark/configs/paper.yaml   # the paper's Tables 4 and 5
     python benchmark/run.py --models CLIP "CLIP-ND=outputs/clip_nd" --tasks ITm-ITe --text_formats M-S1
+    python benchmark/run.py --config benchmark/configs/mimic.yaml       # WikiMEL, RichpediaMEL, WikiDiverse (kb)
 
 For each model it encodes every unique text and image of the chosen mentions once (through an on-disk cache keyed
-by model revision and content hash), scores each mention's candidates in every task and format, and computes ACC,
-Top-k, MRR and mean rank per topic with the ``m3el_accuracy`` core. It writes ``results.json``, Markdown and CSV
-tables, a bar chart and the model-index block of the CLIP-ND model card to ``--output_dir``, and prints the tables.
+by model revision and content hash), scores each mention's candidates (``protocol: candidates``) or every entity of
+the dataset's knowledge base (``protocol: kb``) in every task and format, and computes ACC, Top-k, MRR and mean
+rank per topic with the ``m3el_accuracy`` core. A ``datasets`` list evaluates several datasets in one run (Table 5).
+It writes ``results.json``, Markdown and CSV tables, a bar chart and the model-index block of the CLIP-ND model card
+to ``--output_dir``, and prints the tables.
 
 Arguments come from a YAML file (``--config``, by default the sample's), overridden by the command line.
 """
@@ -38,20 +41,30 @@ from benchmark.baselines import (  # noqa: E402
     not_available_message,
     parse_model_spec,
 )
-from benchmark.evaluation.data import check_names, load_mentions, resolve_dataset  # noqa: E402
+from benchmark.evaluation.data import (  # noqa: E402
+    KnowledgeBase,
+    MentionTable,
+    check_names,
+    load_kb,
+    load_mentions,
+    resolve_dataset,
+)
+from benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs  # noqa: E402
 from benchmark.evaluation.encoding import EncodingSettings  # noqa: E402
-from benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model  # noqa: E402
+from benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations  # noqa: E402
+from benchmark.evaluation.kb_ranking import KBRankingSettings  # noqa: E402
 from benchmark.evaluation.outputs import summary, write_outputs  # noqa: E402
-from benchmark.evaluation.scoring import settings_for  # noqa: E402
-from benchmark.evaluation.tables import TableLayout  # noqa: E402
+from benchmark.evaluation.scoring import Setting, settings_for  # noqa: E402
+from benchmark.evaluation.tables import (
+    TABLE_METRICS,  # noqa: E402
+    TableLayout,  # noqa: E402
+)
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS  # noqa: E402
 
 logger = logging.getLogger("benchmark.run")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "sample.yaml"
-PROTOCOLS = ("candidates",)
-"""Ranking protocols: each mention against its own candidates. (Whole-knowledge-base ranking comes later.)"""
 PRECISIONS = ("auto", "no", "bf16")
 
 
@@ -65,7 +78,22 @@ class BenchmarkArguments:
         metadata={"help": "Exported M3EL folder, raw release folder, Hub dataset id, or 'sample' (bundled)."},
     )
     dataset_name: str = field(default="M3EL", metadata={"help": "Column name of the dataset in Table 5."})
-    protocol: str = field(default="candidates", metadata={"help": f"Ranking protocol: {', '.join(PROTOCOLS)}."})
+    protocol: str = field(
+        default="candidates",
+        metadata={"help": f"Ranking protocol: {', '.join(PROTOCOLS)} (every entity of the dataset's kb config)."},
+    )
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Several datasets instead of --dataset, each on one task (Table 5): NAME=PATH, or in the YAML "
+            "mappings {name, path, protocol, task, text_format, splits, published}; see evaluation/dataset_specs.py."
+        },
+    )
+    kb_chunk_size: int = field(default=16384, metadata={"help": "KB entities per matrix product (kb protocol)."})
+    table5_metrics: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={"help": f"Table 5 columns per dataset, of {', '.join(TABLE_METRICS)}."},
+    )
     models: list[str] = field(
         default_factory=lambda: list(BASELINES),
         metadata={"help": f"Baselines ({', '.join(BASELINES)}), Hub ids, folders, or '<label>=<source>'."},
@@ -104,8 +132,19 @@ class BenchmarkArguments:
         check_names([self.mixed_precision], PRECISIONS, "mixed precision")
         check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
         check_names([self.headline_format], self.text_formats, "headline format (it must be among --text_formats)")
+        check_names(self.table5_metrics, list(TABLE_METRICS), "table metric")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        KBRankingSettings(chunk_size=self.kb_chunk_size)
+        self.dataset_specs()  # fail early on a bad entry
+
+    def dataset_specs(self) -> list[DatasetSpec]:
+        """The evaluated datasets: the ``datasets`` entries, or else ``dataset`` with every chosen name."""
+        if self.datasets:
+            return dataset_specs(self.datasets, protocol=self.protocol, task=self.headline_task,
+                                 text_format=self.headline_format, splits=self.splits)  # fmt: skip
+        chosen = (tuple(self.tasks), tuple(self.text_formats), tuple(self.splits), tuple(self.topics))
+        return [DatasetSpec(self.dataset_name, self.dataset, self.protocol, *chosen)]
 
 
 def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
@@ -195,16 +234,46 @@ def select_models(args: BenchmarkArguments) -> tuple[list[ModelRequest], dict[st
     return available, skipped
 
 
-def run_model(request, mentions, settings, accelerator, args) -> ModelEvaluation:
-    """Load one model, evaluate it, and free its memory."""
+@dataclass
+class LoadedDataset:
+    """A dataset ready to score: its spec, resolved path, mentions, settings and (kb protocol) knowledge base."""
+
+    spec: DatasetSpec
+    path: str
+    mentions: MentionTable
+    settings: list[Setting]
+    kb: KnowledgeBase | None = None
+
+    def describe(self) -> dict:
+        """What ``results.json`` records about it."""
+        kb_size = len(self.kb) if self.kb is not None else None
+        return {"name": self.spec.name, "source": self.spec.path, "path": self.path, "protocol": self.spec.protocol,
+                "num_mentions": len(self.mentions), "kb_entities": kb_size,
+                "splits": list(self.spec.splits)}  # fmt: skip
+
+
+def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
+    """Resolve (export a raw release once), read the mentions and, for the kb protocol, the knowledge base."""
+    path = resolve_dataset(spec.path, work_dir)
+    mentions = load_mentions(path, spec.splits, spec.topics, spec.text_formats)
+    kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
+    return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
+
+
+def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelEvaluation:
+    """Load one model, evaluate it on every dataset, and free its memory."""
     adapter = load_adapter(request, accelerator.device, _dtype(args, accelerator), args.model_cache_dir)
     encoding = EncodingSettings(batch_size=args.batch_size, num_workers=args.num_workers)
     cache_root = None if args.no_cache else _cache_root(args) / "embeddings"
-    evaluation = evaluate_model(adapter, mentions, settings, accelerator, encoding, cache_root, args.text_formats)
+    kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
+    evaluations = []
+    for data in loaded:
+        scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.text_formats)
+        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
     del adapter
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return evaluation
+    return merge_evaluations(evaluations)
 
 
 def main(argv: list[str] | None = None) -> BenchmarkResult:
@@ -217,24 +286,23 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
-    # 2. The dataset: export a raw release once (main process first), then read the chosen mentions.
+    # 2. The datasets: export a raw release once (main process first), then read the mentions (and the KB).
+    specs = args.dataset_specs()
     with accelerator.main_process_first():
-        dataset_path = resolve_dataset(args.dataset, _cache_root(args) / "datasets")
-        mentions = load_mentions(dataset_path, args.splits, args.topics, args.text_formats)
-    settings = settings_for(args.tasks, args.text_formats)
+        loaded = [load_dataset_spec(spec, _cache_root(args) / "datasets") for spec in specs]
 
     # 3. The models: the sample trains a tiny CLIP-ND first; Hub models missing from the cache may be skipped.
     requests, skipped = select_models(args)
     if args.train_tiny:
-        requests = train_tiny_clip_nd(args, dataset_path, output_dir) + requests
+        requests = train_tiny_clip_nd(args, loaded[0].path, output_dir) + requests
     for label, reason in skipped.items():
         logger.warning("Skipping %s: %s", label, reason)
 
-    # 4. Each model: encode each unique input once, score every setting, compute the figures.
+    # 4. Each model: encode each unique input once, score every dataset and setting, compute the figures.
     evaluations = []
     for request in requests:
         try:
-            evaluations.append(run_model(request, mentions, settings, accelerator, args))
+            evaluations.append(run_model(request, loaded, accelerator, args))
         except ModelNotAvailableError:
             if not args.skip_unavailable:
                 raise
@@ -244,8 +312,6 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     result = BenchmarkResult(output_dir, evaluations, skipped)
     if accelerator.is_main_process:
         run = {**asdict(args), "num_processes": accelerator.num_processes, "device": str(accelerator.device)}
-        dataset = {"name": args.dataset_name, "source": args.dataset, "path": dataset_path,
-                   "num_mentions": len(mentions), "splits": args.splits}  # fmt: skip
         layout = TableLayout(
             models=[evaluation.info.name for evaluation in evaluations],
             tasks=args.tasks,
@@ -253,9 +319,12 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
             topics=args.topics,
             headline_task=args.headline_task,
             headline_format=args.headline_format,
-            dataset_name=args.dataset_name,
+            dataset_name=specs[0].name,
+            datasets=specs,
+            table5_metrics=args.table5_metrics,
         )
-        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, dataset, layout)
+        described = [data.describe() for data in loaded]
+        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, described, layout)
         print(summary(result.results, tables, layout, output_dir))
     accelerator.wait_for_everyone()
     return result

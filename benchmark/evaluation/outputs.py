@@ -1,7 +1,8 @@
 """Writing a run's outputs and the summary printed at its end.
 
-``<output_dir>/``: ``results.json``; ``tables/`` (``table4_<task>``, ``table5``, ``tasks``, ``topics`` as ``.md``
-and ``.csv``, and ``tables.md``); ``accuracy_by_task.png``; ``model_index.json`` (per model, the
+``<output_dir>/``: ``results.json``; ``tables/`` (``table4_<task>``, ``table5``, ``tasks``, ``topics``, and
+``ranking_<dataset>`` for whole-knowledge-base ranking and multi-dataset runs, as ``.md`` and ``.csv``, and
+``tables.md``); ``accuracy_by_task.png``; ``model_index.json`` (per model, the
 ``{task: {metric: value}}`` that ``modeling_clip_nd.build_model_card(results=...)`` turns into the card's
 ``model-index``).
 """
@@ -24,20 +25,22 @@ def write_outputs(
     evaluations: Sequence[ModelEvaluation],
     skipped: dict[str, str],
     run: dict[str, Any],
-    dataset: dict[str, Any],
+    datasets: Sequence[dict[str, Any]],
     layout: TableLayout,
 ) -> tuple[dict[str, Any], list[Table]]:
     """Write every output file of a run; return the results and the tables."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = build_results(evaluations, skipped, run, dataset)
+    results = build_results(evaluations, skipped, run, datasets)
     write_results(results, output_dir / "results.json")
     records = results["results"]
     tables = build_tables(records, layout)
     write_tables(tables, output_dir / "tables")
-    if evaluations:
-        plot_task_table(next(table for table in tables if table.name == "tasks"), output_dir / "accuracy_by_task.png")
-    model_index = {e.info.name: model_index_results(e, layout.headline_format) for e in evaluations}
+    task_tables = [table for table in tables if table.name == "tasks"]  # one-dataset runs only
+    if evaluations and task_tables:
+        plot_task_table(task_tables[0], output_dir / "accuracy_by_task.png")
+    first = layout.columns()[0].name
+    model_index = {e.info.name: model_index_results(e, layout.headline_format, first) for e in evaluations}
     (output_dir / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
     return results, tables
 
@@ -45,7 +48,7 @@ def write_outputs(
 def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayout, output_dir: str | Path) -> str:
     """The text printed at the end of a run: headline tables, the work done per model, skipped models."""
     shown = {f"table4_{layout.headline_task}", "table5", "tasks", "topics"}
-    lines = [table.to_markdown() for table in tables if table.name in shown]
+    lines = [table.to_markdown() for table in tables if table.name in shown or table.name.startswith("ranking_")]
     lines.append("**Work per model** (each unique input is encoded once: pass ratio 1.0)\n")
     lines.append(
         "| Model | Fusion | Unique inputs | Encoder passes | Cache hits | Pass ratio | Undecodable images | s |"

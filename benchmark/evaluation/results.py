@@ -70,15 +70,19 @@ def build_results(
     evaluations: Sequence[ModelEvaluation],
     skipped: dict[str, str],
     run: dict[str, Any],
-    dataset: dict[str, Any],
+    datasets: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The content of ``results.json``: run settings, dataset, models, skipped models and every record."""
+    """The content of ``results.json``: run settings, datasets, models, skipped models and every record.
+
+    ``dataset`` is the first (in a one-dataset run, the only) dataset, ``datasets`` every one.
+    """
     return _json_safe(
         {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
             "run": run,
-            "dataset": dataset,
+            "dataset": datasets[0],
+            "datasets": list(datasets),
             "models": [model_summary(evaluation) for evaluation in evaluations],
             "skipped_models": skipped,
             "results": [record for evaluation in evaluations for record in evaluation.records],
@@ -86,10 +90,15 @@ def build_results(
     )
 
 
-def model_index_results(evaluation: ModelEvaluation, text_format: str) -> dict[str, dict[str, float]]:
-    """``{task: {metric: value}}`` on all topics at ``text_format``: what ``build_model_card(results=...)`` takes."""
+def model_index_results(
+    evaluation: ModelEvaluation, text_format: str, dataset: str | None = None
+) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value}}`` on all topics at ``text_format`` (of ``dataset`` only, if given): what
+    ``build_model_card(results=...)`` takes."""
     results = {}
     for record in evaluation.records:
+        if dataset is not None and record.get("dataset", dataset) != dataset:
+            continue
         if record["topic"] == ALL_TOPICS and record["text_format"] in (text_format, NO_FORMAT):
             results[record["task"]] = {metric: round(record[metric], 4) for metric in MODEL_INDEX_METRICS}
     return results

@@ -1,0 +1,191 @@
+"""Whole-knowledge-base ranking (``protocol: kb``) and multi-dataset runs, checked against brute-force loops."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from converter_fixtures import write_mimic
+from PIL import Image
+from tiny_clip import save_tiny_clip
+
+from benchmark.baselines import load_adapter, parse_model_spec
+from benchmark.evaluation.data import UniqueInputs, load_kb, load_mentions
+from benchmark.evaluation.dataset_specs import dataset_specs
+from benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold, top_k_entities
+from benchmark.run import CONFIG_DIR, BenchmarkArguments, main, parse_arguments
+from m3el_dataset.converters import convert
+from m3el_dataset.export import ExportConfig
+
+KS = (1, 3, 5, 10, 20)
+
+
+def brute_force_rank(scores: list[float], gold: int) -> int:
+    """1 + every other entity scored at least the gold's (pessimistic ties), one comparison at a time."""
+    return 1 + sum(1 for j, score in enumerate(scores) if j != gold and score >= scores[gold])
+
+
+def test_chunked_counts_match_a_brute_force_loop():
+    queries = F.normalize(torch.randn(7, 1, 8), dim=-1)
+    keys = F.normalize(torch.randn(23, 1, 8), dim=-1)
+    keys[5] = keys[2]  # a duplicate of a gold: tied, so pessimistically ranked above it
+    keys[9] = float("nan")  # an entity without embedding: -inf
+    gold = torch.tensor([2, 9, 0, 22, -1, 13, 5])
+    for chunk_size in (1, 4, 23, 1000):
+        n_higher, n_equal, n_missing = count_above_gold(queries, keys, gold, KBRankingSettings(chunk_size=chunk_size))
+        for i, g in enumerate(gold.tolist()):
+            if g < 0:
+                continue
+            scores = (keys[:, 0] @ queries[i, 0]).nan_to_num(nan=float("-inf")).tolist()
+            assert 1 + n_higher[i] + n_equal[i] == brute_force_rank(scores, g), (chunk_size, i)
+        assert n_missing.tolist() == [1] * 7
+    assert (n_equal[0], n_higher[1]) == (1, 22)  # the duplicate; a gold without embedding is past every finite one
+
+
+def test_chunked_top_k_matches_a_full_sort():
+    queries, keys = torch.randn(5, 1, 6), torch.randn(50, 1, 6)
+    keys[7] = float("nan")
+    scores, indices = top_k_entities(queries, keys, k=10, chunk_size=8)
+    full = (queries[:, 0] @ keys[:, 0].T).nan_to_num(nan=float("-inf"))
+    expected_scores, expected_indices = full.topk(10, dim=1)
+    torch.testing.assert_close(scores, expected_scores)
+    assert torch.equal(indices, expected_indices)
+    with pytest.raises(ValueError, match="Unknown search backend 'annoy'; choose one of torch, faiss"):
+        top_k_entities(queries, keys, k=3, backend="annoy")
+
+
+def test_faiss_top_k_agrees_with_torch():
+    pytest.importorskip("faiss")
+    queries, keys = torch.randn(5, 1, 6), torch.randn(50, 1, 6)
+    _, torch_indices = top_k_entities(queries, keys, k=10, chunk_size=8)
+    _, faiss_indices = top_k_entities(queries, keys, k=10, backend="faiss")
+    assert torch.equal(torch_indices, faiss_indices)
+
+
+def test_faiss_backend_without_faiss_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        top_k_entities(torch.randn(2, 1, 4), torch.randn(3, 1, 4), k=2, backend="faiss")
+
+
+@pytest.fixture(scope="module")
+def mimic_dataset(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("mimic_kb")
+    return str(convert("mimic", write_mimic(root / "WikiMEL"), root / "hub", ExportConfig()).out_dir)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
+
+
+def _embed(adapter, texts: list[str], images: list[bytes | None]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    text_vectors = adapter.encode_texts(adapter.collate_texts(texts))[:, 0]
+    image_vectors = []
+    for data in images:
+        if data is None:
+            image_vectors.append(None)
+        else:
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            image_vectors.append(adapter.encode_images(adapter.collate_images([image]))[0, 0])
+    return text_vectors, image_vectors
+
+
+def _side(text: torch.Tensor, image: torch.Tensor | None, task_side: str) -> torch.Tensor | None:
+    if task_side == "T":
+        return text
+    if image is None:
+        return None
+    return image if task_side == "I" else F.normalize(text + image, dim=-1)
+
+
+def brute_force_hits(dataset: str, clip_path, task: str, text_format: str) -> dict[str, float]:
+    """H@k over every split of the fixture, one mention and one KB entity at a time."""
+    mentions = load_mentions(dataset, ["train", "validation", "test"], None, [text_format])
+    inputs = mentions.inputs
+    kb_inputs = UniqueInputs()
+    kb = load_kb(dataset, kb_inputs)
+    adapter = load_adapter(parse_model_spec(f"CLIP={clip_path}"))
+    kb_text, kb_image = _embed(adapter, [kb_inputs.texts[k] for k in kb.texts],
+                               [kb_inputs.images.get(k) if k else None for k in kb.images])  # fmt: skip
+    m_text, m_image = _embed(adapter, [inputs.texts[k] for k in mentions.mention_texts[text_format]],
+                             [inputs.images.get(k) if k else None for k in mentions.mention_images])  # fmt: skip
+    mention_side, entity_side = task.split("-")
+    hits = dict.fromkeys(KS, 0)
+    for i, qid in enumerate(mentions.gold_qids):
+        if qid not in kb.qids:
+            continue  # NIL: wrong at every k
+        query = _side(m_text[i], m_image[i], mention_side[:-1])
+        rank = len(kb) + 1  # no mention image in an image task: past every entity
+        if query is not None:
+            scores = []
+            for j in range(len(kb)):
+                entity = _side(kb_text[j], kb_image[j], entity_side[:-1])
+                scores.append(float("-inf") if entity is None else float(query @ entity))
+            rank = brute_force_rank(scores, kb.qids.index(qid))
+        for k in KS:
+            hits[k] += rank <= k
+    return {f"top_{k}": hits[k] / len(mentions) for k in KS}
+
+
+@pytest.mark.parametrize(("task", "text_format"), [("ITm-ITe", "M-S1"), ("Tm-Te", "S-M"), ("Im-Ie", "M-S1")])
+def test_kb_protocol_gives_the_brute_force_hits(mimic_dataset, clip, tmp_path, task, text_format):
+    result = main(["--dataset", mimic_dataset, "--dataset_name", "WikiMEL", "--protocol", "kb", "--kb_chunk_size",
+                   "2", "--models", f"CLIP={clip}", "--train_tiny", "false", "--tasks", task, "--headline_task", task,
+                   "--text_formats", text_format, "--headline_format", text_format, "--splits", "train",
+                   "validation", "test", "--output_dir", str(tmp_path / "out"), "--cache_dir",
+                   str(tmp_path / "cache"), "--num_workers", "0"])  # fmt: skip
+    assert result.results["dataset"]["kb_entities"] == 5  # more than two chunks of 2
+    record = next(r for r in result.results["results"] if r["topic"] == "all")
+    assert record["protocol"] == "kb" and record["num_mentions"] == 6 and record["num_no_gold"] == 2
+    expected = brute_force_hits(mimic_dataset, clip, task, text_format)
+    assert {key: record[key] for key in expected} == pytest.approx(expected)
+    assert (tmp_path / "out" / "tables" / "ranking_WikiMEL.md").is_file()
+
+
+def test_several_datasets_fill_table5_with_published_figures_beside_ours(mimic_dataset, clip, tmp_path):
+    config = tmp_path / "mimic.yaml"
+    values = yaml.safe_load((CONFIG_DIR / "mimic.yaml").read_text())
+    for entry in values["datasets"]:
+        entry["path"] = mimic_dataset
+    values.update(models=[f"CLIP={clip}"], output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"),
+                  num_workers=0, splits=["test"])  # fmt: skip
+    config.write_text(yaml.safe_dump(values))
+    result = main(["--config", str(config)])
+    with (result.output_dir / "tables" / "table5.csv").open() as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0][:5] == ["Model", "WikiMEL H@1", "WikiMEL H@3", "WikiMEL H@5", "WikiMEL MRR"]
+    assert len(rows[0]) == 1 + 3 * 4
+    assert [row[0] for row in rows[1:]] == ["CLIP", "CLIP (published)", "MIMIC (published)"]
+    assert rows[2][1:5] == ["83.23", "92.10", "94.51", "88.23"]  # WikiMEL, from published.py
+    assert all(cell != "-" for cell in rows[1][1:])
+    datasets = {record["dataset"] for record in result.results["results"]}
+    assert datasets == {"WikiMEL", "RichpediaMEL", "WikiDiverse"}
+    assert len(result.results["datasets"]) == 3
+    assert result.results["models"][0]["pass_ratio"] == 1.0
+
+
+def test_table5_config_lists_the_paper_datasets_and_parses():
+    values = yaml.safe_load((CONFIG_DIR / "table5.yaml").read_text())
+    assert set(values) <= set(BenchmarkArguments.__dataclass_fields__)
+    assert [entry["name"] for entry in values["datasets"]] == ["DiffusionDB", "WIKIPerson", "WikiDiverse", "M3EL"]
+    args = parse_arguments(["--config", str(CONFIG_DIR / "table5.yaml")])
+    assert [spec.tasks[0] for spec in args.dataset_specs()] == ["Tm-Ie", "Im-Ie", "ITm-ITe", "ITm-ITe"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("WikiMEL", "Dataset entry 'WikiMEL' is not NAME=PATH"),
+        ({"name": "A", "path": "p", "protocol": "all"}, "Unknown protocol of dataset 'A' 'all'; choose from"),
+        ({"name": "A", "path": "p", "published": "mimic"}, "choose from wikimel, richpediamel, wikidiverse"),
+        ({"name": "A", "paht": "p"}, r"unknown keys \['paht'\], missing keys \['path'\]"),
+    ],
+)
+def test_bad_dataset_entries_say_what_is_valid(entry, message):
+    with pytest.raises(ValueError, match=message):
+        dataset_specs([entry], protocol="kb", task="ITm-ITe", text_format="M-S1", splits=["test"])
