@@ -55,10 +55,7 @@ from benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge
 from benchmark.evaluation.kb_ranking import KBRankingSettings  # noqa: E402
 from benchmark.evaluation.outputs import summary, write_outputs  # noqa: E402
 from benchmark.evaluation.scoring import Setting, settings_for  # noqa: E402
-from benchmark.evaluation.tables import (
-    TABLE_METRICS,  # noqa: E402
-    TableLayout,  # noqa: E402
-)
+from benchmark.evaluation.tables import TABLE_METRICS, TableLayout  # noqa: E402
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS  # noqa: E402
 
 logger = logging.getLogger("benchmark.run")
@@ -248,14 +245,14 @@ class LoadedDataset:
         """What ``results.json`` records about it."""
         kb_size = len(self.kb) if self.kb is not None else None
         return {"name": self.spec.name, "source": self.spec.path, "path": self.path, "protocol": self.spec.protocol,
-                "num_mentions": len(self.mentions), "kb_entities": kb_size,
-                "splits": list(self.spec.splits)}  # fmt: skip
+                "num_mentions": len(self.mentions), "kb_entities": kb_size, "splits": list(self.spec.splits),
+                "nil_mentions_dropped": self.mentions.dropped_nil if self.spec.drop_nil else None}  # fmt: skip
 
 
 def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     """Resolve (export a raw release once), read the mentions and, for the kb protocol, the knowledge base."""
     path = resolve_dataset(spec.path, work_dir)
-    mentions = load_mentions(path, spec.splits, spec.topics, spec.text_formats)
+    mentions = load_mentions(path, spec.splits, spec.topics, spec.text_formats, drop_nil=spec.drop_nil)
     kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
     return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
 

@@ -189,3 +189,22 @@ def test_table5_config_lists_the_paper_datasets_and_parses():
 def test_bad_dataset_entries_say_what_is_valid(entry, message):
     with pytest.raises(ValueError, match=message):
         dataset_specs([entry], protocol="kb", task="ITm-ITe", text_format="M-S1", splits=["test"])
+
+
+def test_drop_nil_leaves_nil_mentions_out_for_like_for_like_comparisons(mimic_dataset, clip, tmp_path):
+    all_splits = ["train", "validation", "test"]
+    kept = load_mentions(mimic_dataset, all_splits, None, ["M-S1"])
+    dropped = load_mentions(mimic_dataset, all_splits, None, ["M-S1"], drop_nil=True)
+    nil = sum(not qid for qid in kept.gold_qids)
+    assert nil > 0 and len(dropped) == len(kept) - nil == len(kept) - dropped.dropped_nil
+    assert all(dropped.gold_qids)
+    config = tmp_path / "run.yaml"
+    entry = {"name": "WikiMEL", "path": mimic_dataset, "protocol": "kb", "task": "Tm-Te", "drop_nil": True,
+             "splits": all_splits}  # fmt: skip
+    config.write_text(yaml.safe_dump({"datasets": [entry], "models": [f"CLIP={clip}"], "train_tiny": False,
+                                      "tasks": ["Tm-Te"], "headline_task": "Tm-Te", "num_workers": 0,
+                                      "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}))
+    result = main(["--config", str(config)])
+    assert result.results["datasets"][0]["nil_mentions_dropped"] == nil
+    record = next(r for r in result.results["results"] if r["topic"] == "all")
+    assert record["num_mentions"] == len(kept) - nil

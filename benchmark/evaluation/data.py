@@ -81,6 +81,7 @@ class MentionTable:
     candidate_images: list[list[str | None]]
     inputs: UniqueInputs
     gold_qids: list[str] = field(default_factory=list)
+    dropped_nil: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,11 +172,14 @@ def load_mentions(
     splits: Sequence[str],
     topics: Sequence[str] | None = TOPICS,
     text_formats: Sequence[str] = TEXT_FORMATS,
+    drop_nil: bool = False,
 ) -> MentionTable:
     """Read the mentions of ``splits`` whose topic is in ``topics`` from the dataset at ``path``.
 
     ``topics`` filters M3EL's topics; ``None`` keeps every group. A group that is no M3EL topic (a converted peer
-    dataset has one, named after it) is always kept.
+    dataset has one, named after it) is always kept. ``drop_nil`` leaves out NIL mentions (empty ``gold_qid``: no
+    gold entity at all), for comparisons with figures computed without them; a gold entity that merely is not
+    among the candidates is not NIL and stays.
     """
     splits = check_names(splits, ALL_SPLITS, "split")
     topics = None if topics is None else [check_topic(topic) for topic in topics]
@@ -187,6 +191,9 @@ def load_mentions(
     gold = []
     for row in _load_rows(path, splits, columns):
         if topics is not None and row["topic"] in TOPICS and row["topic"] not in topics:
+            continue
+        if drop_nil and not row["gold_qid"]:
+            table.dropped_nil += 1
             continue
         table.ids.append(row["id"])
         table.gold_qids.append(row["gold_qid"])

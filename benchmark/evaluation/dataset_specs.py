@@ -25,7 +25,7 @@ from .data import check_names
 PROTOCOLS = ("candidates", "kb")
 """Ranking protocols: each mention against its own candidates, or against every entity of the ``kb`` config."""
 
-ENTRY_KEYS = ("name", "path", "protocol", "task", "text_format", "splits", "published")
+ENTRY_KEYS = ("name", "path", "protocol", "task", "text_format", "splits", "published", "drop_nil")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class DatasetSpec:
         tasks, text_formats, splits (`tuple[str]`): what is scored; the first task and format head the tables.
         topics (`tuple[str]` or `None`): M3EL topics to keep; `None` keeps every group.
         published (`str`, *optional*): key of `PUBLISHED_FIGURES` shown beside ours, marked "published".
+        drop_nil (`bool`, defaults to `False`): leave out NIL mentions (no gold entity at all), as MIMIC's published
+            figures do; by default they stay in and count as wrong at every k.
     """
 
     name: str
@@ -49,6 +51,7 @@ class DatasetSpec:
     splits: tuple[str, ...]
     topics: tuple[str, ...] | None = None
     published: str | None = None
+    drop_nil: bool = False
 
     def __post_init__(self):
         check_names([self.protocol], PROTOCOLS, f"protocol of dataset {self.name!r}")
@@ -92,6 +95,7 @@ def dataset_specs(
                 text_formats=(values.get("text_format", text_format),),
                 splits=tuple(values.get("splits", splits)),
                 published=values.get("published"),
+                drop_nil=bool(values.get("drop_nil", False)),
             )
         )
     names = [spec.name for spec in specs]
