@@ -20,8 +20,8 @@ import torch
 from benchmark.train import parse_arguments
 from benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.sample import SAMPLE_DIR
 
-SAMPLE = Path(__file__).resolve().parents[1] / "m3el_dataset" / "sample_data"
 VARIANTS = {
     "gathered + hard negatives": [],
     "gathered, no hard negatives": ["--hard_negatives", "false"],
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
-        hub = export_release(SAMPLE, Path(folder) / "hub", ExportConfig()).out_dir
+        hub = export_release(SAMPLE_DIR, Path(folder) / "hub", ExportConfig()).out_dir
         common = ["--dataset", str(hub), "--task", args.task, "--validation_split", "", "--report_to", "none",
                   "--per_device_train_batch_size", str(args.batch_size), "--logging_steps", "1000"]  # fmt: skip
         rows = []

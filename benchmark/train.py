@@ -14,11 +14,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
-from benchmark.training.trainer import CLIPNDTrainer, TrainResult
+if __package__ in (None, ""):  # `accelerate launch benchmark/train.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments  # noqa: E402
+from benchmark.training.trainer import CLIPNDTrainer, TrainResult  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

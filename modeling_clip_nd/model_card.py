@@ -57,22 +57,27 @@ def build_model_card(
     *,
     repo_id: str = DEFAULT_REPO_ID,
     model_name: str = "CLIP-ND",
-    base_model: str = DEFAULT_CLIP_CHECKPOINT,
+    base_model: str | None = DEFAULT_CLIP_CHECKPOINT,
     dataset_id: str = DEFAULT_DATASET_ID,
+    dataset_on_hub: bool = True,
     split: str = "test",
     template_path: str | Path | None = None,
 ) -> ModelCard:
     """Fill the CLIP-ND model card from ``config`` (fusion and training recipe) and benchmark ``results``.
 
-    ``results`` maps a task (``"ITm-ITe"``, ...) to ``{metric: value}``; when given, the card's metadata carries a
-    ``model-index`` with one entry per value and its body a results table. Without results, neither is written.
+    ``results`` maps a task (``"ITm-ITe"``, ...) to ``{metric: value}``; when given, the card's body carries a
+    results table and, if the data is a Hub dataset (``dataset_on_hub``), its metadata a ``model-index`` with one
+    entry per value: a figure measured on a local copy is not claimed as a result on the Hub dataset. ``base_model``
+    is ``None`` for a model trained from scratch.
     """
     config = config if config is not None else CLIPNDConfig()
     eval_results, rows = _eval_results(results or {}, dataset_id, split)
+    if not dataset_on_hub:
+        eval_results = []
     card_data = ModelCardData(
         model_name=model_name,
         base_model=base_model,
-        datasets=[dataset_id],
+        datasets=[dataset_id] if dataset_on_hub else None,
         library_name="transformers",
         license="apache-2.0",
         pipeline_tag="feature-extraction",
@@ -85,8 +90,9 @@ def build_model_card(
         model_name=model_name,
         repo_id=repo_id,
         base_model=base_model,
-        base_model_url=f"https://huggingface.co/{base_model}",
-        dataset_url=f"https://huggingface.co/datasets/{dataset_id}",
+        base_model_url=f"https://huggingface.co/{base_model}" if base_model else None,
+        dataset_id=dataset_id,
+        dataset_url=f"https://huggingface.co/datasets/{dataset_id}" if dataset_on_hub else None,
         results=rows,
         split=split,
         published=[row for name in PUBLISHED_FIGURES for row in published_rows(name)],

@@ -56,6 +56,7 @@ def clip_nd_contrastive_loss(
     logit_scale: torch.Tensor | float,
     mention_mask: torch.Tensor | None = None,
     entity_mask: torch.Tensor | None = None,
+    entity_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric InfoNCE between mentions and their gold entities (the paper's Eq. 2), as in CLIP.
 
@@ -64,12 +65,18 @@ def clip_nd_contrastive_loss(
     ``False`` in a mask) are left out: a pair counts only if both sides are present, and a missing entity is never
     a negative. Pass features gathered across ranks to use every rank's negatives.
 
+    With ``entity_ids``, the same entity appearing in another column (another mention's gold, a hard negative,
+    a repeated sample) is not a negative of a mention it is the gold of: such a column would push the mention away
+    from its own entity.
+
     Args:
         mention_embeds (`torch.Tensor` of shape `(num_mentions, dim)`): L2-normalised mention embeddings.
         entity_embeds (`torch.Tensor` of shape `(num_entities, dim)`): L2-normalised entity embeddings,
             `num_entities >= num_mentions`.
         logit_scale (`torch.Tensor` or `float`): the inverse temperature, already exponentiated (and clamped).
         mention_mask, entity_mask (`torch.BoolTensor`, *optional*): `True` for present rows.
+        entity_ids (`torch.LongTensor` of shape `(num_entities,)`, *optional*): an id per entity row (e.g. a hash
+            of its QID); equal ids are the same entity. Negative ids never match anything.
 
     Returns:
         The scalar loss; a zero still attached to the graph when no pair is present, so that every rank can step.
@@ -97,9 +104,40 @@ def clip_nd_contrastive_loss(
     mentions = mention_embeds[pairs]
     logits_per_mention = logit_scale * mentions @ entity_embeds[columns].T
     logits_per_entity = logit_scale * entity_embeds[pairs] @ mentions.T
+    if entity_ids is not None:
+        logits_per_mention, logits_per_entity = _mask_same_entity(
+            logits_per_mention, logits_per_entity, entity_ids, pairs, columns, targets
+        )
     mention_loss = F.cross_entropy(logits_per_mention, targets)
     entity_loss = F.cross_entropy(logits_per_entity, torch.arange(len(pairs), device=pairs.device))
     return (mention_loss + entity_loss) / 2.0
+
+
+def _mask_same_entity(
+    logits_per_mention: torch.Tensor,
+    logits_per_entity: torch.Tensor,
+    entity_ids: torch.Tensor,
+    pairs: torch.Tensor,
+    columns: torch.Tensor,
+    targets: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Set to -inf every logit that pairs a mention with another copy of its own gold entity (not its target)."""
+    if entity_ids.ndim != 1 or entity_ids.shape[0] < len(logits_per_mention) or entity_ids.dtype.is_floating_point:
+        raise ValueError(
+            f"entity_ids must be a 1-D integer tensor with one id per entity row, got {entity_ids.dtype} of shape "
+            f"{tuple(entity_ids.shape)}."
+        )
+    entity_ids = entity_ids.to(pairs.device)
+    gold_ids, column_ids = entity_ids[pairs], entity_ids[columns]
+    rows = torch.arange(len(pairs), device=pairs.device)
+    same_column = (gold_ids[:, None] == column_ids[None, :]) & (gold_ids[:, None] >= 0)
+    same_column[rows, targets] = False
+    same_mention = (gold_ids[:, None] == gold_ids[None, :]) & (gold_ids[:, None] >= 0)
+    same_mention[rows, rows] = False
+    return (
+        logits_per_mention.masked_fill(same_column, float("-inf")),
+        logits_per_entity.masked_fill(same_mention, float("-inf")),
+    )
 
 
 @dataclass

@@ -16,4 +16,13 @@ def test_results_fill_the_model_index_with_their_split():
     meta = yaml.safe_load(card.split("---")[1])
     (entry,) = meta["model-index"][0]["results"]
     assert entry["dataset"]["split"] == "validation" and entry["metrics"][0]["value"] == 0.8125
-    assert "Accuracy on the M3EL validation split" in card and "| ITm-ITe | accuracy | 0.8125 |" in card
+    assert "Accuracy on the validation split of [m3el/M3EL]" in card and "| ITm-ITe | accuracy | 0.8125 |" in card
+
+
+def test_a_local_dataset_and_a_model_from_scratch_claim_nothing_on_the_hub():
+    card = str(build_model_card(results={"Tm-Te (M-S1)": {"accuracy": 0.5}}, base_model=None, dataset_id="hub",
+                                dataset_on_hub=False, split="validation"))  # fmt: skip
+    meta = yaml.safe_load(card.split("---")[1])
+    assert "model-index" not in meta and "base_model" not in meta and "datasets" not in meta
+    assert "trained from scratch" in card and "hub (a local copy)" in card
+    assert "| Tm-Te (M-S1) | accuracy | 0.5000 |" in card

@@ -44,7 +44,9 @@ def test_two_steps_on_the_bundled_sample_save_a_loadable_clip_nd(tmp_path, sampl
     assert type(model).__name__ == "CLIPNDModel"
     assert AutoProcessor.from_pretrained(result.output_dir, trust_remote_code=True).tokenizer("a film").input_ids
     card = (result.output_dir / "README.md").read_text()
-    assert "## Training arguments" in card and '"task": "ITm-ITe"' in card and "accuracy" in card
+    assert "## Training arguments" in card and '"task": "ITm-ITe"' in card
+    assert "| ITm-ITe (M-S1) | accuracy |" in card and "trained from scratch" in card
+    assert "model-index" not in card  # measured on a local folder: nothing claimed on a Hub dataset
     logged = [json.loads(line) for line in (result.output_dir / TRAIN_LOG_FILE).read_text().splitlines()]
     assert [entry["step"] for entry in logged] == [2]
 
@@ -208,3 +210,62 @@ def test_early_stopping_and_best_model_kept(tmp_path, sample_hub):
     assert [entry["epoch"] for entry in result.history] == [0, 1]
     assert result.history[0]["accuracy"] == result.history[1]["accuracy"] == result.validation_accuracy
     assert (result.output_dir / "model.safetensors").is_file()
+
+
+def _symmetric_loss(logits: torch.Tensor, mention_mask: torch.Tensor, entity_mask: torch.Tensor) -> torch.Tensor:
+    """The loss written out by hand: cross-entropy both ways, masked logits at -inf."""
+    cross_entropy, targets = torch.nn.functional.cross_entropy, torch.arange(logits.shape[0])
+    by_mention = cross_entropy(logits.masked_fill(mention_mask, float("-inf")), targets)
+    by_entity = cross_entropy(logits[:, : len(targets)].T.masked_fill(entity_mask, float("-inf")), targets)
+    return (by_mention + by_entity) / 2
+
+
+def test_a_copy_of_the_gold_entity_is_never_a_negative():
+    from modeling_clip_nd import clip_nd_contrastive_loss
+
+    torch.manual_seed(0)
+    mentions = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    entities = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    # Mention 0's gold again as a 4th column (a hard negative of another mention): not a negative of mention 0,
+    # still one of mentions 1 and 2.
+    with_copy = torch.cat([entities, entities[:1]])
+    masked = clip_nd_contrastive_loss(mentions, with_copy, 10.0, entity_ids=torch.tensor([10, 11, 12, 10]))
+    mention_mask = torch.zeros(3, 4, dtype=torch.bool)
+    mention_mask[0, 3] = True
+    expected = _symmetric_loss(10.0 * mentions @ with_copy.T, mention_mask, torch.zeros(3, 3, dtype=torch.bool))
+    torch.testing.assert_close(masked, expected)
+    assert clip_nd_contrastive_loss(mentions, with_copy, 10.0) > masked  # unmasked, the copy is a negative
+    # Two mentions of one entity: neither is the other's negative, in either direction.
+    same_gold = torch.cat([entities[:1], entities[:1], entities[2:]])
+    shared = clip_nd_contrastive_loss(mentions, same_gold, 10.0, entity_ids=torch.tensor([10, 10, 12]))
+    pair_mask = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.bool)
+    torch.testing.assert_close(shared, _symmetric_loss(10.0 * mentions @ same_gold.T, pair_mask, pair_mask))
+
+
+def test_batches_carry_entity_ids_of_golds_and_negatives(sample_hub):
+    from transformers import CLIPImageProcessorPil, CLIPProcessor
+
+    from benchmark.training.arguments import DataArguments
+    from benchmark.training.data import MentionEntityPairs, PairCollator, entity_id, load_split
+    from benchmark.training.tiny_model import train_clip_tokenizer
+
+    rows = load_split(str(sample_hub), "train")
+    pairs = MentionEntityPairs(rows, DataArguments(dataset=str(sample_hub), task="Tm-Te"), train=True)
+    processor = CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=train_clip_tokenizer(["a b"], 600))
+    batch = PairCollator(processor, "{M}: {S1}", train=True, num_slots=2)([pairs[0], pairs[1]])
+    first = rows[pairs.indices[0]]
+    assert batch["entity_ids"][0] == entity_id(first["gold_qid"])
+    negatives = [q for q in first["candidate_qids"] if q != first["gold_qid"]]
+    assert batch["negative_ids"][:2].tolist() == [entity_id(q) for q in (negatives + [None])[:2]]
+    assert entity_id(None) == -1 and entity_id("Q1") == entity_id("Q1") >= 0
+
+
+def test_a_batch_without_any_negative_is_refused(tmp_path, sample_hub):
+    with pytest.raises(ValueError, match="no negative"):
+        main([*TINY, "--dataset", str(sample_hub), "--output_dir", str(tmp_path / "run"),
+              "--per_device_train_batch_size", "1", "--hard_negatives", "false"])  # fmt: skip
+
+
+def test_the_bundled_sample_is_the_default_dataset(tmp_path):
+    result = main([*TINY, "--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--validation_split", ""])
+    assert result.steps == 1

@@ -31,8 +31,8 @@ class DataArguments:
     """What a training pair is (the paper's modality-augmented training)."""
 
     dataset: str = field(
-        default="m3el_dataset/sample_data",
-        metadata={"help": "An exported M3EL folder, a Hub dataset id, or a raw release folder."},
+        default="sample",
+        metadata={"help": "An exported M3EL folder, a Hub dataset id, a raw release folder, or 'sample' (bundled)."},
     )
     task: str = field(
         default="Tm-Te",
@@ -109,5 +109,5 @@ class TrainingArguments:
             raise ValueError(f"--lr_scheduler_type {self.lr_scheduler_type!r}: choose 'constant' or 'cosine'.")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision {self.mixed_precision!r}: choose 'no', 'bf16' or 'fp16'.")
-        if self.per_device_train_batch_size < 2 and not self.gather_features:
-            raise ValueError("A contrastive batch needs at least 2 pairs; raise --per_device_train_batch_size.")
+        if self.per_device_train_batch_size < 1:
+            raise ValueError(f"--per_device_train_batch_size must be at least 1, not {self.per_device_train_batch_size}.")

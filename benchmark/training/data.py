@@ -7,6 +7,7 @@ instead of stopping the run, and never a blank image.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import random
@@ -20,6 +21,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
+from m3el_dataset.sample import resolve_sample
 
 from .arguments import DataArguments
 
@@ -32,8 +34,10 @@ IMAGE_COLUMNS = ("mention_image", "candidate_images")
 def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
     """Load one split of the ``mentions`` config (all columns), images left undecoded.
 
-    ``dataset`` is an exported folder (with ``data/``), a raw release folder (read by `M3ELBuilder`), or a Hub id.
+    ``dataset`` is an exported folder (with ``data/``), a raw release folder (read by `M3ELBuilder`), a Hub id, or
+    ``"sample"`` (the bundled sample release).
     """
+    dataset = resolve_sample(dataset)
     path = Path(dataset)
     try:
         if path.is_dir() and not (path / "data").is_dir():
@@ -64,6 +68,14 @@ def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         logger.debug("Undecodable image %s: %s", cell.get("path"), error)
         return None, True
+
+
+def entity_id(qid: str | None) -> int:
+    """A stable non-negative 63-bit id of a QID (``-1`` for none), so the loss can tell copies of one entity apart
+    from other entities across processes."""
+    if qid is None:
+        return -1
+    return int.from_bytes(hashlib.blake2b(qid.encode("utf-8"), digest_size=8).digest(), "big") >> 1
 
 
 def augment_text(name: str, description: str, rng: random.Random, args: DataArguments) -> str:
@@ -100,6 +112,7 @@ class EntityView:
     image: Image.Image | None
     needs_image: bool
     parts: dict[str, str] | None = None  # mention text parts, for the keep-mention truncation
+    qid: str | None = None  # the entity's QID (not set for mentions)
 
     @property
     def modality(self) -> str:
@@ -147,7 +160,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
             name, description = row["candidate_names"][position], row["candidate_descriptions"][position]
             text = augment_text(name, description, rng, self.args) if self.train else f"{name}: {description}"
         image, failed = self._image(row["candidate_images"][position], rng) if task.entity_image else (None, 0)
-        return EntityView(text, image, task.entity_image), failed
+        return EntityView(text, image, task.entity_image, qid=row["candidate_qids"][position]), failed
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         row = self.rows[self.indices[item]]
@@ -230,9 +243,13 @@ class PairCollator:
             "undecodable_images": torch.tensor(sum(example["undecodable_images"] for example in examples)),
         }
         if self.train:
-            batch["entities"] = self.side([example["gold"] for example in examples])
+            golds = [example["gold"] for example in examples]
+            batch["entities"] = self.side(golds)
+            batch["entity_ids"] = torch.tensor([entity_id(gold.qid) for gold in golds])
             if self.num_slots:
-                batch["negatives"] = self.side(self._slots([example["negatives"] for example in examples]))
+                slots = self._slots([example["negatives"] for example in examples])
+                batch["negatives"] = self.side(slots)
+                batch["negative_ids"] = torch.tensor([entity_id(view.qid if view else None) for view in slots])
         else:
             batch["candidates"] = self.side(self._slots([example["candidates"] for example in examples]))
             batch["num_candidates"] = torch.tensor([len(example["candidates"]) for example in examples])

@@ -21,6 +21,15 @@ def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_nn.all_gather(tensor), dim=0)
 
 
+def _gather(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """All-gather a tensor that needs no gradient (entity ids)."""
+    if tensor is None:
+        return None
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 class GatheredContrastiveLoss(nn.Module):
     """Symmetric InfoNCE between mentions and their gold entities; the other pairs' entities are the negatives.
 
@@ -39,17 +48,24 @@ class GatheredContrastiveLoss(nn.Module):
         entity_embeds: torch.Tensor,
         logit_scale: torch.Tensor,
         negative_embeds: torch.Tensor | None = None,
+        entity_ids: torch.Tensor | None = None,
+        negative_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of mention ``i`` against entity ``i``; ``negative_embeds`` (NaN rows for empty slots) are extra
-        entities, used as negatives of every mention."""
+        entities, used as negatives of every mention. With ``entity_ids`` and ``negative_ids`` (see
+        `data.entity_id`), another copy of a mention's own gold entity is never one of its negatives."""
         if self.gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             mention_embeds = _gather_with_grad(mention_embeds)
             entity_embeds = _gather_with_grad(entity_embeds)
+            entity_ids = _gather(entity_ids)
             if negative_embeds is not None:
                 negative_embeds = _gather_with_grad(negative_embeds)
+                negative_ids = _gather(negative_ids)
         if negative_embeds is not None:
             entity_embeds = torch.cat([entity_embeds, negative_embeds], dim=0)
-        return clip_nd_contrastive_loss(mention_embeds, entity_embeds, logit_scale)
+            if entity_ids is not None and negative_ids is not None:
+                entity_ids = torch.cat([entity_ids, negative_ids], dim=0)
+        return clip_nd_contrastive_loss(mention_embeds, entity_embeds, logit_scale, entity_ids=entity_ids)
 
 
 def embed_side(model: nn.Module, side: dict[str, dict[str, torch.Tensor]], size: int, dim: int) -> torch.Tensor:

@@ -136,6 +136,7 @@ class CLIPNDTrainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         set_seed(args.seed)
+        self._check_negatives()
         with self.accelerator.main_process_first():  # the main process may build the Arrow cache
             train_rows = load_split(data_args.dataset, data_args.train_split)
             validation_rows = None
@@ -152,6 +153,17 @@ class CLIPNDTrainer:
         self.loss_fn = GatheredContrastiveLoss(gather=args.gather_features)
         self.state = TrainerState()
         self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check_negatives(self) -> None:
+        """A contrastive loss needs at least one negative per mention: another pair of the batch or a candidate."""
+        pairs = self.args.per_device_train_batch_size
+        if self.args.gather_features:
+            pairs *= self.accelerator.num_processes
+        if pairs < 2 and not self.data_args.hard_negatives:
+            raise ValueError(
+                f"Each mention would have no negative: the batch holds {pairs} pair(s) and hard negatives are off. "
+                "Raise --per_device_train_batch_size, or keep --hard_negatives on."
+            )
 
     def _build_loaders(self, train_rows, validation_rows) -> None:
         template = TEXT_FORMAT_TEMPLATES[self.data_args.text_format]
@@ -254,7 +266,8 @@ class CLIPNDTrainer:
     def _train_step(self, batch: dict) -> torch.Tensor:
         with self.accelerator.accumulate(self.module):
             mentions, entities, negatives, logit_scale = self.module(batch)
-            loss = self.loss_fn(mentions, entities, logit_scale, negatives)
+            ids = {"entity_ids": batch["entity_ids"], "negative_ids": batch.get("negative_ids")}
+            loss = self.loss_fn(mentions, entities, logit_scale, negatives, **ids)
             self._check_finite(loss, batch)
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.args.max_grad_norm > 0:
@@ -350,9 +363,19 @@ class CLIPNDTrainer:
         if self.args.lora_r and not self.args.save_merged:
             return None
         results = None
-        if self.state.best_accuracy is not None:
-            results = {task: {"accuracy": self.state.best_accuracy} for task in self.data_args.tasks[:1]}
-        card = build_model_card(model.config, results, split=self.data_args.validation_split or "validation")
+        if self.state.best_accuracy is not None:  # validation ACC on the first task, in the chosen text format
+            name = f"{self.data_args.tasks[0]} ({self.data_args.text_format})"
+            results = {name: {"accuracy": self.state.best_accuracy}}
+        dataset = self.data_args.dataset
+        local = Path(dataset).exists()
+        card = build_model_card(
+            model.config,
+            results,
+            base_model=None if self.model_args.init == TINY_INIT else self.model_args.init,
+            dataset_id=Path(dataset).name if local else dataset,
+            dataset_on_hub=not local,
+            split=self.data_args.validation_split or "validation",
+        )
         arguments = json.dumps(self._flat_arguments(), indent=1, sort_keys=True)
         history = json.dumps(self.state.history, indent=1)
         sections = [("Training arguments", arguments), ("Validation history", history)]
