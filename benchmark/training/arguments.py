@@ -110,4 +110,5 @@ class TrainingArguments:
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision {self.mixed_precision!r}: choose 'no', 'bf16' or 'fp16'.")
         if self.per_device_train_batch_size < 1:
-            raise ValueError(f"--per_device_train_batch_size must be at least 1, not {self.per_device_train_batch_size}.")
+            size = self.per_device_train_batch_size
+            raise ValueError(f"--per_device_train_batch_size must be at least 1, got {size}.")
