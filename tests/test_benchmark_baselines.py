@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+
 import pytest
 import torch
 from tiny_baselines import TINY_BASELINES, place_in_hub_cache, save_tiny_clip_nd
@@ -14,11 +18,14 @@ from benchmark.baselines import (
     FUSION_MULTIMODAL_ENCODER,
     ModelNotAvailableError,
     ModelRequest,
+    fuse_mean,
     is_available_locally,
     load_adapter,
     parse_model_spec,
     similarity,
 )
+from benchmark.evaluation.data import content_key, load_mentions, resolve_dataset
+from benchmark.evaluation.evaluate import model_mention_texts
 
 ALL_MODELS = {**TINY_BASELINES, "CLIP-ND": save_tiny_clip_nd}
 TEXTS = ["The Hidden Kingdom: 1969 mystery textbook by Paul Varga", "Paris", "a much longer text " * 20]
@@ -92,3 +99,49 @@ def test_hub_id_loads_from_the_local_cache_with_its_revision(tiny_folders, tmp_p
     assert is_available_locally(request)
     adapter = load_adapter(request)
     assert adapter.info.source == "openai/clip-vit-base-patch32" and adapter.info.revision == commit
+
+
+def test_texts_longer_than_the_context_are_counted_in_one_warning(tiny_folders, caplog):
+    adapter = load_adapter(ModelRequest("CLIP", str(tiny_folders["CLIP"])))
+    with caplog.at_level(logging.WARNING):
+        batch = adapter.collate_texts(TEXTS)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "CLIP: 1 of 3 texts of this batch are longer than its 77-token" in warnings[0]
+    assert batch["input_ids"].shape == (3, 77)
+
+
+def _clip_nd_with_weight(folder, tmp_path, weight: float):
+    copy = tmp_path / f"clip_nd_w{weight}"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "fusion_image_weight": weight}))
+    return copy
+
+
+def test_clip_nd_fuses_with_its_own_image_weight(tiny_folders, tmp_path):
+    assert load_adapter(ModelRequest("CLIP-ND", str(tiny_folders["CLIP-ND"]))).info.fusion == "weighted mean (w=0.5)"
+    adapter = load_adapter(ModelRequest("CLIP-ND", str(_clip_nd_with_weight(tiny_folders["CLIP-ND"], tmp_path, 0.8))))
+    assert adapter.info.fusion == "weighted mean (w=0.8)" and adapter.image_weight == 0.8
+    texts, images = adapter.collate_texts(TEXTS[:2]), adapter.collate_images(random_images(2, size=40))
+    fused = fuse_mean(adapter.encode_texts(texts), adapter.encode_images(images), adapter.image_weight)
+    with torch.no_grad():
+        expected = adapter.model.get_multimodal_features(pixel_values=images["pixel_values"], **texts)
+    torch.testing.assert_close(fused[:, 0], expected)
+
+
+def test_clip_nd_keeps_the_mention_of_m_formats_and_keys_the_text_it_encodes(tiny_folders, tmp_path):
+    path = resolve_dataset("sample", tmp_path / "datasets")
+    mentions = load_mentions(path, ["test"], text_formats=["S-M", "M-S"])
+    mentions.mention_parts[0]["S"] = "a very long sentence that goes on " * 30
+    mentions.mention_parts[1].update(S="Short.", M="Paris")
+    clip_nd = load_adapter(ModelRequest("CLIP-ND", str(tiny_folders["CLIP-ND"])))
+    fitted = model_mention_texts(clip_nd, mentions, ["S-M", "M-S"])
+    for key, parts in zip(fitted.mention_texts["S-M"], mentions.mention_parts, strict=True):
+        text = fitted.inputs.texts[key]  # the tiny tokenizer reads characters: every sample text is shortened
+        assert key == content_key(text) and text.endswith(" " + parts["M"])
+        assert len(clip_nd.tokenizer(text)["input_ids"]) <= 77
+    assert fitted.inputs.texts[fitted.mention_texts["S-M"][1]] == "Short. Paris"  # a text that fits, as formatted
+    assert fitted.mention_texts["M-S"] is mentions.mention_texts["M-S"]  # the mention comes first: nothing to fit
+    assert fitted.mention_texts["S-M"][0] not in mentions.inputs.texts  # the dataset's table is left as it was
+    clip = load_adapter(ModelRequest("CLIP", str(tiny_folders["CLIP"])))
+    assert model_mention_texts(clip, mentions, ["S-M", "M-S"]) is mentions

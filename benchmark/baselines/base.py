@@ -6,12 +6,18 @@ axis: one vector for most models, one per query token for BLIP-2. Two embeddings
 product over their vectors (`similarity`), which is the cosine similarity when each has one vector.
 
 (I+T) embeddings use the model's own fusion where it has one (``fusion = "multimodal-encoder"``, FLAVA): the
-adapter then encodes (text, image) pairs. Otherwise ``fusion = "mean"``: the normalised mean of the text and image
-embeddings, computed from the cached unimodal embeddings without another encoder pass (`fuse_mean`).
+adapter then encodes (text, image) pairs. Otherwise ``fusion = "mean"``: the normalised weighted mean of the text and
+image embeddings, computed from the cached unimodal embeddings without another encoder pass (`fuse_mean`); the
+image's weight is `EmbeddingAdapter.image_weight` (0.5, or CLIP-ND's ``config.fusion_image_weight``).
+
+Texts longer than a model's context are cut at the end (`truncate_texts`), counted in one warning per batch.
+Mention texts that a model would build differently from the dataset's text columns (CLIP-ND keeps the mention of
+the ``-M`` formats, as in its training) come from `EmbeddingAdapter.mention_texts`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 FUSION_MEAN = "mean"
 FUSION_MULTIMODAL_ENCODER = "multimodal-encoder"
@@ -50,9 +58,31 @@ def normalise(embeddings: torch.Tensor) -> torch.Tensor:
     return F.normalize(embeddings, dim=-1)
 
 
-def fuse_mean(text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """The normalised mean of text and image embeddings (broadcast over vectors); NaN where the image is missing."""
-    return F.normalize(text + image, dim=-1)
+def fuse_mean(text: torch.Tensor, image: torch.Tensor, image_weight: float = 0.5) -> torch.Tensor:
+    """``normalize(w * image + (1 - w) * text)`` (broadcast over vectors), ``w = image_weight``; NaN where the image
+    is missing. With ``w = 0.5`` it is the normalised mean."""
+    return F.normalize(image_weight * image + (1.0 - image_weight) * text, dim=-1)
+
+
+def truncate_texts(
+    tokenizer, texts: Sequence[str], max_length: int, padding: bool | str, model_name: str
+) -> dict[str, torch.Tensor]:
+    """Tokenize ``texts`` cut at ``max_length`` tokens; one warning counts the texts that did not fit.
+
+    Returns ``input_ids`` and ``attention_mask`` (what every text tower here takes).
+    """
+    texts = list(texts)
+    lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+    too_long = sum(length > max_length for length in lengths)
+    if too_long:
+        logger.warning(
+            "%s: %d of %d texts of this batch are longer than its %d-token context (longest: %d) and were cut at "
+            "the end.", model_name, too_long, len(texts), max_length, max(lengths),
+        )  # fmt: skip
+    encoded = tokenizer(
+        texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt", verbose=False
+    )
+    return {key: value for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
 
 
 def similarity(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -91,6 +121,11 @@ class EmbeddingAdapter:
         return next(self.model.parameters()).dtype
 
     @property
+    def image_weight(self) -> float:
+        """Weight of the image in the (I+T) fusion of `fuse_mean` (0.5: the normalised mean)."""
+        return 0.5
+
+    @property
     def tokenizer(self):
         return getattr(self.processor, "tokenizer", self.processor)
 
@@ -108,6 +143,11 @@ class EmbeddingAdapter:
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize a batch of texts (padded, truncated to the model's text context)."""
         raise NotImplementedError
+
+    def mention_texts(self, text_format: str, parts: Sequence[Mapping[str, str]]) -> list[str] | None:
+        """The mention texts of ``text_format`` as this model reads them, from each mention's parts (``M``, ``S``,
+        ``S1``, ``D``); ``None``: the dataset's own text column, as formatted, which most models read."""
+        return None
 
     def collate_images(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         """Process a batch of decoded RGB images."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .base import EmbeddingAdapter, normalise
+from .base import EmbeddingAdapter, normalise, truncate_texts
 
 
 class Blip2Adapter(EmbeddingAdapter):
@@ -26,10 +26,7 @@ class Blip2Adapter(EmbeddingAdapter):
         return self.model.vision_model.embeddings.patch_embedding.weight.dtype
 
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return truncate_texts(self.tokenizer, texts, self.max_text_tokens, True, self.info.name)
 
     def collate_images(self, images) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]}

@@ -2,16 +2,22 @@
 
 They share one adapter: ``get_text_features``/``get_image_features`` (a tensor for CLIP-ND, an output object whose
 ``pooler_output`` is the projected embedding in transformers 5), normalised. They differ only in how texts are
-tokenized, which the subclasses declare. (I+T) is the normalised mean of the two embeddings.
+tokenized, which the subclasses declare. (I+T) is the normalised mean of the two embeddings, except for CLIP-ND,
+whose image weight is its ``config.fusion_image_weight``. CLIP-ND also reads its texts as it was trained: mention
+texts of the ``-M`` formats built by ``modeling_clip_nd.fit_mention_texts`` (the sentence is shortened so that the
+mention at its end is kept) and tokenized by ``modeling_clip_nd.tokenize_texts``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import torch
 
-from .base import EmbeddingAdapter, normalise, pooled
+from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
+
+from .base import EmbeddingAdapter, ModelInfo, normalise, pooled, truncate_texts
 
 
 class DualEncoderAdapter(EmbeddingAdapter):
@@ -33,14 +39,7 @@ class DualEncoderAdapter(EmbeddingAdapter):
         return self.model.config.text_config.max_position_embeddings
 
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(
-            list(texts),
-            padding=self.text_padding,
-            truncation=True,
-            max_length=self.text_context,
-            return_tensors="pt",
-        )
-        return {key: value for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
+        return truncate_texts(self.tokenizer, texts, self.text_context, self.text_padding, self.info.name)
 
     @torch.inference_mode()
     def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -59,9 +58,38 @@ class CLIPAdapter(DualEncoderAdapter):
 
 
 class CLIPNDAdapter(DualEncoderAdapter):
-    """CLIP-ND: CLIP's towers trained on M3EL; its feature methods already return normalised tensors."""
+    """CLIP-ND: CLIP's towers trained on M3EL; its feature methods already return normalised tensors.
+
+    It embeds as ``CLIPNDModel`` does: (I+T) weighs the image by ``config.fusion_image_weight`` (recorded in
+    ``info.fusion``), and texts are prepared as in training (`mention_texts`, `collate_texts`).
+    """
 
     family = "clip-nd"
+
+    def __init__(self, model: torch.nn.Module, processor, info: ModelInfo):
+        super().__init__(model, processor, info)
+        self.info = replace(info, fusion=f"weighted mean (w={self.image_weight:g})")
+
+    @property
+    def image_weight(self) -> float:
+        return float(self.model.config.fusion_image_weight)
+
+    def mention_texts(self, text_format: str, parts: Sequence[Mapping[str, str]]) -> list[str] | None:
+        """Texts of the ``-M`` formats whose sentence is shortened first, so that the mention is kept (as in
+        training, ``keep_mention=True``); ``None`` for formats that start with the mention."""
+        from modeling_clip_nd import fit_mention_texts
+        from modeling_clip_nd.processing_clip_nd import sentence_before_mention
+
+        template = TEXT_FORMAT_TEMPLATES[text_format]
+        if sentence_before_mention(template) is None:
+            return None
+        return fit_mention_texts(self.processor, template, parts, keep_mention=True, max_length=self.text_context)
+
+    def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        from modeling_clip_nd import tokenize_texts
+
+        encoded = tokenize_texts(self.processor, texts, max_length=self.text_context)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
 class ALIGNAdapter(DualEncoderAdapter):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, normalise, pooled
+from .base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, normalise, pooled, truncate_texts
 
 
 class FlavaAdapter(EmbeddingAdapter):
@@ -32,10 +32,7 @@ class FlavaAdapter(EmbeddingAdapter):
             )
 
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
-        )
-        return {key: value for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
+        return truncate_texts(self.tokenizer, texts, self.max_text_tokens, True, self.info.name)
 
     def collate_images(self, images) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]}

@@ -18,7 +18,14 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from m3el_dataset.constants import ALL_SPLITS, TEXT_FORMATS, TOPICS, check_text_format, check_topic
+from m3el_dataset.constants import (
+    ALL_SPLITS,
+    TEXT_FORMAT_TEMPLATES,
+    TEXT_FORMATS,
+    TOPICS,
+    check_text_format,
+    check_topic,
+)
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
 from m3el_dataset.text_formats import entity_text
@@ -29,6 +36,14 @@ SAMPLE_DATASET = "sample"
 """``--dataset sample``: the bundled synthetic release, exported once into the benchmark's cache folder."""
 
 SAMPLE_RAW_DIR = Path(__file__).resolve().parents[2] / "m3el_dataset" / "sample_data"
+
+PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
+"""The column of each part of a mention text format template (``{S1} {M}: {D}``)."""
+
+
+def needs_parts(text_formats: Sequence[str]) -> bool:
+    """Whether a format puts the mention after its sentence (``-M``), which a model may fit to its context."""
+    return any(TEXT_FORMAT_TEMPLATES[name].find("{M}") > 0 for name in text_formats)
 
 
 def content_key(content: str | bytes) -> str:
@@ -69,7 +84,9 @@ class MentionTable:
 
     ``mention_texts[format][i]`` is mention i's text in that format; image keys are ``None`` where the image is
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
-    ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up.
+    ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
+    ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
+    model builds its own text (`EmbeddingAdapter.mention_texts`).
     """
 
     ids: list[str]
@@ -82,6 +99,7 @@ class MentionTable:
     inputs: UniqueInputs
     gold_qids: list[str] = field(default_factory=list)
     dropped_nil: int = 0
+    mention_parts: list[dict[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -186,6 +204,8 @@ def load_mentions(
     text_formats = [check_text_format(name) for name in text_formats]
     columns = ["id", "topic", "label", "gold_qid", "mention_image", "candidate_texts", "candidate_images"]
     columns += [text_column(name) for name in text_formats]
+    parts = needs_parts(text_formats)
+    columns += list(PART_COLUMNS.values()) if parts else []
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
     gold = []
@@ -202,6 +222,8 @@ def load_mentions(
         for name in text_formats:
             table.mention_texts[name].append(inputs.add_text(row[text_column(name)]))
         table.mention_images.append(inputs.add_image(row["mention_image"]))
+        if parts:
+            table.mention_parts.append({part: row[column] for part, column in PART_COLUMNS.items()})
         table.candidate_texts.append([inputs.add_text(text) for text in row["candidate_texts"]])
         table.candidate_images.append([inputs.add_image(cell) for cell in row["candidate_images"]])
     if not table.ids:

@@ -1,10 +1,11 @@
 """Evaluating one model: collect its unique inputs, encode each once, score every setting, compute the metric.
 
 `needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
-formats, the entity texts, the images, and, for a model whose fusion is its own multimodal encoder (FLAVA), the
-(text, image) pairs of the (I+T) sides. `evaluate_model` returns every figure as flat records, one per
-(dataset, task, text format, topic), with ``topic = "all"`` for the whole set. Under the ``kb`` protocol the
-entities are those of the knowledge base instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
+formats (as the model builds them, `model_mention_texts`), the entity texts, the images, and, for a model whose
+fusion is its own multimodal encoder (FLAVA), the (text, image) pairs of the (I+T) sides. `evaluate_model`
+returns every figure as flat records, one per (dataset, task, text format, topic), with ``topic = "all"`` for the
+whole set. Under the ``kb`` protocol the entities are those of the knowledge base instead of each mention's
+candidates, ranked by `kb_ranking.KBScorer`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from accelerate import Accelerator
 from ..baselines.base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo
 from ..m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks
 from .cache import EmbeddingCache, model_cache_key
-from .data import KnowledgeBase, MentionTable, pair_key
+from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .kb_ranking import KBRankingSettings, KBScorer
 from .scoring import CandidateScorer, Setting, rank_mentions
@@ -39,7 +40,7 @@ class ModelEvaluation:
     info: ModelInfo
     records: list[dict[str, Any]]
     encoding: dict[str, EncodingStats]
-    undecodable_images: int
+    undecodable_images: int  # distinct images without embedding, whether found undecodable now or in the cache
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -49,6 +50,28 @@ class ModelEvaluation:
         unique = sum(stats.unique for stats in self.encoding.values())
         done = sum(stats.encoded + stats.cached + stats.undecodable for stats in self.encoding.values())
         return done / unique if unique else 1.0
+
+
+def model_mention_texts(
+    adapter: EmbeddingAdapter, mentions: MentionTable, text_formats: Sequence[str]
+) -> MentionTable:
+    """``mentions`` with the mention texts that ``adapter`` builds itself (`EmbeddingAdapter.mention_texts`).
+
+    Each such text is keyed by its own content, so that the cache key is the text actually encoded; ``mentions``
+    itself is left as it is (other models read the dataset's texts).
+    """
+    if not mentions.mention_parts:
+        return mentions
+    texts, changed = None, {}
+    for name in text_formats:
+        fitted = adapter.mention_texts(name, mentions.mention_parts)
+        if fitted is None:
+            continue
+        texts = texts or UniqueInputs(dict(mentions.inputs.texts), mentions.inputs.images)
+        changed[name] = [texts.add_text(text) for text in fitted]
+    if not changed:
+        return mentions
+    return replace(mentions, mention_texts={**mentions.mention_texts, **changed}, inputs=texts)
 
 
 def needed_inputs(
@@ -123,6 +146,7 @@ def evaluate_model(
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
+    mentions = model_mention_texts(adapter, mentions, text_formats)
     needed = needed_inputs(mentions, settings, adapter.fusion == FUSION_MULTIMODAL_ENCODER, kb)
     tables: dict[str, EmbeddingTable] = {}
     for kind in (TEXT, IMAGE, PAIR):
@@ -130,9 +154,10 @@ def evaluate_model(
             fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
             tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
     if kb is None:
-        scorer = CandidateScorer(mentions, tables, text_formats)
+        scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight)
     else:
-        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings or KBRankingSettings())
+        kb_settings = kb_settings or KBRankingSettings()
+        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight)
     protocol = "candidates" if kb is None else "kb"
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
     figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)

@@ -24,7 +24,7 @@ import torch
 from ..m3el_accuracy.ranking_metrics import NO_GOLD, ranks_from_counts
 from .data import KnowledgeBase, MentionTable
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
-from .scoring import CandidateScorer, Setting, _indices
+from .scoring import CandidateScorer, Setting, pair_keys, row_indices
 
 SEARCH_BACKENDS = ("torch", "faiss")
 
@@ -154,15 +154,15 @@ class KBScorer:
         tables: dict[str, EmbeddingTable],
         text_formats: Sequence[str],
         settings: KBRankingSettings,
+        image_weight: float = 0.5,
     ):
         self.mentions, self.kb, self.settings = mentions, kb, settings
-        self.sides = CandidateScorer(mentions, tables, text_formats)  # the mention side and the vectors
+        self.sides = CandidateScorer(mentions, tables, text_formats, image_weight)  # the mention side, the vectors
         self.gold = torch.from_numpy(kb.rows_of(mentions.gold_qids))
-        pairs = CandidateScorer._pair_keys(kb.texts, kb.images)
         self.kb_rows = {
-            TEXT: _indices(kb.texts, tables.get(TEXT)),
-            IMAGE: _indices(kb.images, tables.get(IMAGE)),
-            PAIR: _indices(pairs, tables.get(PAIR)) if PAIR in tables else None,
+            TEXT: row_indices(kb.texts, tables.get(TEXT)),
+            IMAGE: row_indices(kb.images, tables.get(IMAGE)),
+            PAIR: row_indices(pair_keys(kb.texts, kb.images), tables.get(PAIR)) if PAIR in tables else None,
         }
         self._entities: dict[tuple[bool, bool], torch.Tensor] = {}
 
@@ -172,23 +172,12 @@ class KBScorer:
         modality = (spec.entity_text, spec.entity_image)
         if modality not in self._entities:
             rows = self.kb_rows
-            self._entities[modality] = self.sides._side(rows[TEXT], rows[IMAGE], rows[PAIR], *modality)
+            self._entities[modality] = self.sides.side_vectors(rows[TEXT], rows[IMAGE], rows[PAIR], *modality)
         return self._entities[modality]
-
-    def mention_vectors(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
-        """``(len(batch), num_vectors, dim)``: the mentions in the task's mention modality and text format."""
-        spec, name, rows = setting.spec, setting.text_format, self.sides.rows
-        return self.sides._side(
-            rows["mention_text"][name][batch] if spec.mention_text else None,
-            rows["mention_image"][batch],
-            rows["mention_pair"][name][batch] if self.sides.pair_fusion and spec.mention_text else None,
-            spec.mention_text,
-            spec.mention_image,
-        )
 
     def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
         """``(len(batch), 3)``: gold rank, missing entity scores and mention-missing flag of each mention."""
-        mention = self.mention_vectors(setting, batch)
+        mention = self.sides.mention_vectors(setting, batch)
         gold = self.gold[batch]
         n_higher, n_equal, n_missing = count_above_gold(mention, self.entity_vectors(setting), gold, self.settings)
         ranks = torch.from_numpy(ranks_from_counts(n_higher.numpy(), n_equal.numpy()))

@@ -57,8 +57,8 @@ def settings_for(tasks: Sequence[str], text_formats: Sequence[str]) -> list[Sett
     return settings
 
 
-def _indices(keys, table: EmbeddingTable | None) -> torch.Tensor:
-    """Rows of ``keys`` in ``table``; -1 (the NaN row that `_with_nan_row` appends) for missing keys."""
+def row_indices(keys: Sequence[str | None], table: EmbeddingTable | None) -> torch.Tensor:
+    """Rows of ``keys`` in ``table``; -1 (the NaN row that `CandidateScorer` appends) for ``None`` and missing keys."""
     index = table.index if table is not None else {}
     return torch.tensor([index.get(key, -1) if key is not None else -1 for key in keys], dtype=torch.long)
 
@@ -68,11 +68,26 @@ def _with_nan_row(table: EmbeddingTable | None, shape: tuple[int, ...]) -> torch
     return torch.cat([vectors, torch.full((1, *vectors.shape[1:]), float("nan"))])
 
 
-class CandidateScorer:
-    """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA)."""
+def pair_keys(texts: Sequence[str], images: Sequence[str | None]) -> list[str | None]:
+    """The `pair_key` of each (text, image), ``None`` where the image is missing."""
+    pairs = zip(texts, images, strict=True)
+    return [pair_key(text, image) if image is not None else None for text, image in pairs]
 
-    def __init__(self, mentions: MentionTable, tables: dict[str, EmbeddingTable], text_formats: Sequence[str]):
-        self.mentions = mentions
+
+class CandidateScorer:
+    """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA).
+
+    ``image_weight`` is the image's weight in an (I+T) side fused from the unimodal embeddings (`fuse_mean`).
+    """
+
+    def __init__(
+        self,
+        mentions: MentionTable,
+        tables: dict[str, EmbeddingTable],
+        text_formats: Sequence[str],
+        image_weight: float = 0.5,
+    ):
+        self.mentions, self.image_weight = mentions, image_weight
         shape = tables[TEXT].embeddings.shape[1:] if TEXT in tables else (1, 1)
         self.vectors = {kind: _with_nan_row(tables.get(kind), shape) for kind in (TEXT, IMAGE, PAIR)}
         self.pair_fusion = PAIR in tables
@@ -81,51 +96,51 @@ class CandidateScorer:
         for row, keys in enumerate(mentions.candidate_texts):
             self.valid[row, : len(keys)] = True
 
+        texts = mentions.mention_texts
         self.rows = {
-            "mention_text": {name: _indices(mentions.mention_texts[name], tables.get(TEXT)) for name in text_formats},
-            "mention_image": _indices(mentions.mention_images, tables.get(IMAGE)),
+            "mention_text": {name: row_indices(texts[name], tables.get(TEXT)) for name in text_formats},
+            "mention_image": row_indices(mentions.mention_images, tables.get(IMAGE)),
             "candidate_text": self._grid(mentions.candidate_texts, tables.get(TEXT), width),
             "candidate_image": self._grid(mentions.candidate_images, tables.get(IMAGE), width),
         }
         if self.pair_fusion:
             self.rows["mention_pair"] = {
-                name: _indices(self._pair_keys(mentions.mention_texts[name], mentions.mention_images), tables[PAIR])
+                name: row_indices(pair_keys(mentions.mention_texts[name], mentions.mention_images), tables[PAIR])
                 for name in text_formats
             }
-            pairs = [self._pair_keys(texts, images) for texts, images in
+            pairs = [pair_keys(texts, images) for texts, images in
                      zip(mentions.candidate_texts, mentions.candidate_images, strict=True)]  # fmt: skip
             self.rows["candidate_pair"] = self._grid(pairs, tables[PAIR], width)
 
     @staticmethod
-    def _pair_keys(texts, images) -> list[str | None]:
-        pairs = zip(texts, images, strict=True)
-        return [pair_key(text, image) if image is not None else None for text, image in pairs]
-
-    @staticmethod
     def _grid(rows, table: EmbeddingTable | None, width: int) -> torch.Tensor:
         flat = [key for row in rows for key in [*row, *[None] * (width - len(row))]]
-        return _indices(flat, table).view(len(rows), width)
+        return row_indices(flat, table).view(len(rows), width)
 
-    def _side(self, text_rows, image_rows, pair_rows, wants_text: bool, wants_image: bool) -> torch.Tensor:
-        """Embeddings of one side, ``(..., num_vectors, dim)``, from its row indices."""
+    def side_vectors(self, text_rows, image_rows, pair_rows, wants_text: bool, wants_image: bool) -> torch.Tensor:
+        """Embeddings of one side, ``(..., num_vectors, dim)``, from its row indices (`row_indices`) in each table."""
         if wants_text and wants_image:
             if self.pair_fusion:
                 return self.vectors[PAIR][pair_rows]
-            return fuse_mean(self.vectors[TEXT][text_rows], self.vectors[IMAGE][image_rows])
+            return fuse_mean(self.vectors[TEXT][text_rows], self.vectors[IMAGE][image_rows], self.image_weight)
         return self.vectors[TEXT][text_rows] if wants_text else self.vectors[IMAGE][image_rows]
 
-    def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
-        """``(len(batch), 3)``: gold rank, missing candidate scores and mention-missing flag of each mention."""
-        spec, name = setting.spec, setting.text_format
-        rows = self.rows
-        mention = self._side(
+    def mention_vectors(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
+        """``(len(batch), num_vectors, dim)``: the mentions ``batch`` in the task's mention modality and format."""
+        spec, name, rows = setting.spec, setting.text_format, self.rows
+        return self.side_vectors(
             rows["mention_text"][name][batch] if spec.mention_text else None,
             rows["mention_image"][batch],
             rows["mention_pair"][name][batch] if self.pair_fusion and spec.mention_text else None,
             spec.mention_text,
             spec.mention_image,
         )
-        candidates = self._side(
+
+    def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
+        """``(len(batch), 3)``: gold rank, missing candidate scores and mention-missing flag of each mention."""
+        spec, rows = setting.spec, self.rows
+        mention = self.mention_vectors(setting, batch)
+        candidates = self.side_vectors(
             rows["candidate_text"][batch],
             rows["candidate_image"][batch],
             rows["candidate_pair"][batch] if self.pair_fusion else None,
