@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from accelerate import Accelerator
 from tiny_baselines import save_all_tiny_models
 
-from benchmark.evaluation.data import resolve_dataset
-from benchmark.run import main
+import benchmark.evaluation.encoding as encoding_module
+import benchmark.run as run_module
+from benchmark.baselines import ModelRequest, load_adapter
+from benchmark.evaluation.data import load_mentions, resolve_dataset
+from benchmark.evaluation.encoding import EncodingSettings
+from benchmark.evaluation.evaluate import evaluate_model
+from benchmark.evaluation.scoring import settings_for
+from benchmark.run import BenchmarkArguments, main, train_tiny_clip_nd
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS
 
 MODEL_ORDER = ["ALIGN", "BLIP-2", "CLIP", "FLAVA", "OWL-ViT", "SigLIP", "CLIP-ND"]
@@ -126,3 +134,108 @@ def test_images_are_decoded_in_dataloader_workers(tiny_models, sample_dataset, t
     args[args.index("--num_workers") + 1] = "2"
     result = main(args)
     assert result.results["models"][0]["encoding"]["image"]["encoder_passes"] == 71
+
+
+class RowCounter:
+    """Wraps an adapter's ``encode_*`` methods to count the rows that reach each, by input kind."""
+
+    def __init__(self, monkeypatch):
+        self.rows: dict[str, int] = {}
+        original = run_module.load_adapter
+
+        def load_counted(*args, **kwargs):
+            adapter = original(*args, **kwargs)
+            for kind in ("text", "image", "pair"):
+                self._wrap(adapter, kind)
+            return adapter
+
+        monkeypatch.setattr(run_module, "load_adapter", load_counted)
+
+    def _wrap(self, adapter, kind: str) -> None:
+        method = getattr(adapter, f"encode_{kind}s")
+
+        def counted(batch):
+            self.rows[kind] = self.rows.get(kind, 0) + next(iter(batch.values())).shape[0]
+            return method(batch)
+
+        setattr(adapter, f"encode_{kind}s", counted)
+
+    def take(self) -> dict[str, int]:
+        rows, self.rows = self.rows, {}
+        return rows
+
+
+def test_encoder_calls_match_unique_inputs_cold_and_are_none_warm(tiny_models, sample_dataset, tmp_path, monkeypatch):
+    counter = RowCounter(monkeypatch)
+    models = {"CLIP": tiny_models["CLIP"], "FLAVA": tiny_models["FLAVA"]}  # FLAVA encodes pairs too
+    extra = ("--text_formats", "M-S1", "S-M", "--headline_format", "M-S1")
+    cold = main(run_args(sample_dataset, {"CLIP": models["CLIP"]}, tmp_path / "a", tmp_path / "cache", *extra))
+    cold_rows = counter.take()
+    warm = main(run_args(sample_dataset, {"CLIP": models["CLIP"]}, tmp_path / "b", tmp_path / "cache", *extra))
+    assert counter.take() == {}
+    flava = main(run_args(sample_dataset, {"FLAVA": models["FLAVA"]}, tmp_path / "c", tmp_path / "cache", *extra))
+    flava_rows = counter.take()
+    for result, rows in ((cold, cold_rows), (flava, flava_rows)):
+        encoding = result.results["models"][0]["encoding"]
+        assert rows == {kind: stats["unique_inputs"] for kind, stats in encoding.items()}
+        assert rows == {kind: stats["encoder_passes"] for kind, stats in encoding.items()}
+    assert set(flava_rows) == {"text", "image", "pair"}
+    assert all(stats["encoder_passes"] == 0 for stats in warm.results["models"][0]["encoding"].values())
+
+
+def test_an_input_encoded_twice_is_reported(tiny_models, sample_dataset, tmp_path, monkeypatch):
+    counter = RowCounter(monkeypatch)
+    order = encoding_module._order
+    monkeypatch.setattr(encoding_module, "_order", lambda kind, keys, items: [*order(kind, keys, items), keys[0]])
+    args = run_args(sample_dataset, {"CLIP": tiny_models["CLIP"]}, tmp_path / "out", tmp_path / "cache",
+                    "--tasks", "Tm-Te", "--headline_task", "Tm-Te", "--text_formats", "M-S1")  # fmt: skip
+    model = main(args).results["models"][0]
+    stats = model["encoding"]["text"]
+    assert counter.take()["text"] == stats["encoder_passes"] == stats["unique_inputs"] + 1
+    assert model["pass_ratio"] > 1.0
+
+
+def test_undecodable_images_count_the_same_cold_and_warm(tiny_models, sample_dataset, tmp_path):
+    mentions = load_mentions(sample_dataset, ["test"], text_formats=["M-S1"])
+    broken = mentions.candidate_images[0][0]
+    mentions.inputs.images[broken] = b"not an image"
+    adapter = load_adapter(ModelRequest("CLIP", str(tiny_models["CLIP"])))
+    accelerator, settings = Accelerator(cpu=True), settings_for(["Im-Ie"], ["M-S1"])
+    runs = [evaluate_model(adapter, mentions, settings, accelerator, EncodingSettings(num_workers=0),
+                           tmp_path / "cache", ["M-S1"]) for _ in range(2)]  # fmt: skip
+    cold, warm = (run.encoding["image"] for run in runs)
+    assert cold.undecodable == warm.undecodable == 1 and runs[0].undecodable_images == runs[1].undecodable_images == 1
+    assert cold.encoded == cold.unique - 1 and warm.encoded == 0 and warm.cached == warm.unique - 1
+    assert runs[0].pass_ratio == runs[1].pass_ratio == 1.0
+
+
+def test_clip_nd_scores_use_its_fusion_weight(tiny_models, sample_dataset, tmp_path):
+    folder = tmp_path / "clip_nd_text_only"
+    shutil.copytree(tiny_models["CLIP-ND"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "fusion_image_weight": 0.0}))
+    extra = ("--tasks", "Tm-Te", "ITm-ITe", "--headline_task", "Tm-Te", "--text_formats", "M-S1", "S-M")
+    results = {}
+    for label, source in (("w0", folder), ("w05", tiny_models["CLIP-ND"])):
+        result = main(run_args(sample_dataset, {label: source}, tmp_path / label, tmp_path / "cache", *extra))
+        results[label] = {(r["task"], r["text_format"], r["topic"]): r["mrr"] for r in result.results["results"]}
+    assert result.results["models"][0]["fusion"] == "weighted mean (w=0.5)"
+    for key, mrr in results["w0"].items():  # an image weight of 0 leaves the text alone: ITm-ITe is Tm-Te
+        assert mrr == results["w0"][("Tm-Te", *key[1:])]
+    assert any(mrr != results["w05"][("Tm-Te", *key[1:])] for key, mrr in results["w05"].items())
+
+
+def test_tiny_clip_nd_is_retrained_when_its_arguments_change(sample_dataset, tmp_path, monkeypatch):
+    import benchmark.train
+
+    calls = []
+    train = benchmark.train.main
+    monkeypatch.setattr(benchmark.train, "main", lambda argv: calls.append(argv) or train(argv))
+    accelerator = Accelerator(cpu=True)
+    for steps in (1, 1, 2):
+        args = BenchmarkArguments(train_tiny=True, train_max_steps=steps, output_dir=str(tmp_path))
+        requests = train_tiny_clip_nd(args, sample_dataset, tmp_path, accelerator)
+    assert len(calls) == 2 and calls[1][calls[1].index("--max_steps") + 1] == "2"
+    fingerprint = json.loads((tmp_path / "models" / "clip_nd_tiny.fingerprint.json").read_text())
+    assert fingerprint["max_steps"] == 2 and fingerprint["dataset_readme_sha256"]
+    assert all((Path(request.source) / "config.json").is_file() for request in requests)

@@ -5,6 +5,10 @@ candidate protocol here, whole-knowledge-base ranking later. It looks every key 
 out to the processes, encodes them in batches (texts sorted by length so that padding is small; images decoded
 in DataLoader workers), gathers the embeddings on every process and caches them. An image that fails to decode
 gets a NaN embedding: it is scored as missing, never as a blank image.
+
+`EncodingStats` counts the rows that actually reached the adapter's ``encode_*`` methods (``encoded``), the cache
+hits (``cached``) and the undecodable inputs, fresh or read back from the cache as NaN rows (``undecodable``), so
+that ``encoded + cached + undecodable == unique`` holds exactly when each input was handled once, cold or warm.
 """
 
 from __future__ import annotations
@@ -80,7 +84,11 @@ class _Collator:
 
 @dataclass
 class EncodingStats:
-    """Work done for one kind of input of one model (summed over processes)."""
+    """Work done for one kind of input of one model (summed over processes).
+
+    ``encoded`` counts rows passed to the adapter's encode method; ``cached`` usable embeddings read from the cache;
+    ``undecodable`` inputs without embedding (undecodable now, or cached as a NaN row by an earlier run).
+    """
 
     unique: int = 0
     encoded: int = 0
@@ -111,8 +119,13 @@ class EmbeddingTable:
     stats: EncodingStats = field(default_factory=EncodingStats)
 
 
-def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple[np.ndarray, np.ndarray]:
-    """Encode this process's payloads in order; return the embeddings of the decodable ones and which those are."""
+def _batch_rows(inputs: Mapping[str, torch.Tensor]) -> int:
+    return int(next(iter(inputs.values())).shape[0])
+
+
+def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple[np.ndarray, np.ndarray, int]:
+    """Encode this process's payloads in order; return the embeddings of the decodable ones, which those are, and
+    the number of rows passed to the adapter's encode method."""
     loader = DataLoader(
         _Items(kind, payloads),
         batch_size=settings.batch_size,
@@ -120,13 +133,14 @@ def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple
         collate_fn=_Collator(adapter, kind),
     )
     encode = {TEXT: adapter.encode_texts, IMAGE: adapter.encode_images, PAIR: adapter.encode_pairs}[kind]
-    chunks, masks = [], []
+    chunks, masks, passed = [], [], 0
     for inputs, present in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
         masks.append(present.numpy())
         if inputs is not None:
+            passed += _batch_rows(inputs)
             chunks.append(encode(inputs).float().cpu().numpy())
     present = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
-    return (np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.float32)), present
+    return (np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.float32)), present, passed
 
 
 def _expand(vectors: np.ndarray, present: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -165,19 +179,20 @@ def encode_unique(
     todo = _order(kind, [key for key in keys if key not in found], items)
     mine = shard(todo, accelerator)
     desc = f"{adapter.info.name} | encode {kind}s"
-    local, present = _encode_local(adapter, kind, [items[key] for key in mine], settings, desc, accelerator)
-    pieces = gather_pieces((local, present), accelerator)
+    local, present, passed = _encode_local(adapter, kind, [items[key] for key in mine], settings, desc, accelerator)
+    pieces = gather_pieces((local, present, passed), accelerator)
     # A process whose images all failed cannot know the embedding shape: take it from any that had work.
-    shapes = [vectors.shape[1:] for vectors, _ in pieces if len(vectors)] + [value.shape for value in found.values()]
+    shapes = [vectors.shape[1:] for vectors, _, _ in pieces if len(vectors)] + [v.shape for v in found.values()]
     shape = tuple(shapes[0]) if shapes else tuple(fallback_shape)
-    fresh = interleave([_expand(vectors, mask, shape) for vectors, mask in pieces], len(todo))
+    fresh = interleave([_expand(vectors, mask, shape) for vectors, mask, _ in pieces], len(todo))
     if accelerator.is_main_process:
         cache.save(kind, todo, fresh)
+    cached_nan = sum(bool(np.isnan(vector).all()) for vector in found.values())  # undecodable in an earlier run
     stats = EncodingStats(
         unique=len(keys),
-        encoded=sum(int(mask.sum()) for _, mask in pieces),
-        cached=len(found),
-        undecodable=sum(int((~mask).sum()) for _, mask in pieces),
+        encoded=sum(passed for _, _, passed in pieces),
+        cached=len(found) - cached_nan,
+        undecodable=sum(int((~mask).sum()) for _, mask, _ in pieces) + cached_nan,
     )
     embeddings = np.full((len(keys), *shape), np.nan, dtype=np.float32)
     index = {key: row for row, key in enumerate(keys)}
