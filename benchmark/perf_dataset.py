@@ -13,8 +13,7 @@ import argparse
 import io
 import json
 import logging
-import multiprocessing
-import resource
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,8 +21,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from m3el_dataset.constants import TOPICS
-from m3el_dataset.export import ExportConfig, export_release
+if __package__ in (None, ""):  # run as a file from a checkout that is not pip-installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.perf_utils import peak_memory_mib, run_in_fresh_process  # noqa: E402
+from m3el_dataset.constants import TOPICS  # noqa: E402
+from m3el_dataset.export import ExportConfig, export_release  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +72,12 @@ def write_synthetic_release(root: Path, num_mentions: int, image_size: int) -> N
         (root / f"{topic}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
 
-def _export_and_measure(raw: Path, out: Path, num_proc: int, queue: multiprocessing.Queue) -> None:
+def export_and_measure(raw: Path, out: Path, num_proc: int) -> tuple[int, float, float]:
+    """Export ``raw``; return the mentions exported, the seconds taken and the peak memory in MiB (workers too)."""
     start = time.perf_counter()
     result = export_release(raw, out, ExportConfig(num_proc=num_proc))
     elapsed = time.perf_counter() - start
-    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    queue.put((result.statistics.total.mentions, elapsed, max(peak_self, peak_children)))
+    return result.statistics.total.mentions, elapsed, peak_memory_mib(include_children=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,18 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     parsed = parser.parse_args(argv)
     args = PerfArguments(sizes=tuple(parsed.sizes), num_proc=parsed.num_proc, image_size=parsed.image_size)
     logging.basicConfig(level=logging.WARNING)
-    context = multiprocessing.get_context("spawn")  # a fresh process each, so peak memory is per size
     print(f"{'mentions':>9} {'images':>8} {'seconds':>8} {'mentions/s':>11} {'peak RSS MiB':>13}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as folder:
             raw, out = Path(folder) / "raw", Path(folder) / "hub"
             write_synthetic_release(raw, size, args.image_size)
-            queue = context.Queue()
-            process = context.Process(target=_export_and_measure, args=(raw, out, args.num_proc, queue))
-            process.start()
-            mentions, elapsed, peak_kib = queue.get()
-            process.join()
-            rate, peak_mib = mentions / elapsed, peak_kib / 1024
+            # A fresh process each, so that the peak memory is this size's alone.
+            mentions, elapsed, peak_mib = run_in_fresh_process(export_and_measure, raw, out, args.num_proc)
+            rate = mentions / elapsed
             print(f"{mentions:>9} {4 * mentions:>8} {elapsed:>8.2f} {rate:>11.0f} {peak_mib:>13.0f}")
 
 
