@@ -21,7 +21,15 @@ import datasets
 from .constants import SPLITS, TOPICS, parse_task
 from .release import find_release_files
 from .report import BuildReport
-from .rows import CONFIG_NAMES, KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_features, iter_release_rows, kb_rows
+from .rows import (
+    CONFIG_NAMES,
+    KB_CONFIG,
+    KB_SPLIT,
+    MENTIONS_CONFIG,
+    KnowledgeBaseCollector,
+    config_features,
+    iter_release_rows,
+)
 from .splits import split_of
 
 logger = logging.getLogger(__name__)
@@ -67,30 +75,38 @@ class M3ELBuilder(datasets.GeneratorBasedBuilder):
                 "M3ELBuilder needs the release folder: pass data_dir=PATH (the folder the archive unpacks to)."
             )
         files = [str(path) for path in find_release_files(self.config.data_dir)]
-        split_names = [KB_SPLIT] if self.config.name == KB_CONFIG else [*SPLITS, *TOPICS]
-        return [datasets.SplitGenerator(name=name, gen_kwargs={"files": files, "split": name}) for name in split_names]
+        if self.config.name == KB_CONFIG:
+            # One shard: an entity is deduplicated across the whole release, which processes cannot split.
+            return [datasets.SplitGenerator(name=KB_SPLIT, gen_kwargs={"files": None, "split": KB_SPLIT})]
+        return [datasets.SplitGenerator(name=name, gen_kwargs={"files": files, "split": name})
+                for name in (*SPLITS, *TOPICS)]  # fmt: skip
 
-    def _generate_examples(self, files: list[str], split: str):
+    def _generate_examples(self, files: list[str] | None, split: str):
         report = BuildReport()
-        keep = config_features(self.config.name)
-        seen_entities: set[str] = set()
         rows = iter_release_rows(
             self.config.data_dir,
             skip_invalid=self.config.skip_invalid,
             decode_check=self.config.decode_check,
             report=report,
-            files=[Path(file) for file in files],
+            files=None if files is None else [Path(file) for file in files],
             keep=_split_filter(split),
         )
-        for row in rows:
-            if self.config.name != KB_CONFIG:
+        if self.config.name == KB_CONFIG:
+            yield from _kb_examples(rows)
+        else:
+            keep = config_features(self.config.name)
+            for row in rows:
                 yield row["id"], {column: row[column] for column in keep}
-                continue
-            for entity in kb_rows(row):
-                if entity["qid"] not in seen_entities:
-                    seen_entities.add(entity["qid"])
-                    yield entity["qid"], entity
         _log_report(split, report)
+
+
+def _kb_examples(rows):
+    collector = KnowledgeBaseCollector()
+    for row in rows:
+        for entity in collector.add(row):
+            yield entity["qid"], entity
+    for entity in collector.finish():
+        yield entity["qid"], entity
 
 
 def _split_filter(split: str):

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card, split_sizes
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import BuildReport
-from .rows import FEATURES, KB_CONFIG, KB_FEATURES, iter_release_rows, kb_rows
+from .rows import FEATURES, KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
 from .stats import DatasetStatistics, StatisticsAccumulator
 
 logger = logging.getLogger(__name__)
@@ -95,28 +95,29 @@ def _write_shards(
         for split in layout.splits
     }
     kb_writer = ParquetShardWriter(staging / KB_DIR, KB_CONFIG, KB_FEATURES, config.limits)
-    seen_entities: set[str] = set()
+    candidates_kb = KnowledgeBaseCollector()
     accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
-
-    def write_entity(entity: dict[str, Any]) -> None:
-        if entity["qid"] not in seen_entities:
-            seen_entities.add(entity["qid"])
-            kb_writer.write(entity)
-
     for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
         _check_row(row, layout, ids)
         writers[row["topic"], row["split"]].write(row)
         accumulator.add(row)
-        if kb_entities is None:  # M3EL: the knowledge base is every candidate entity, in order of appearance
-            for entity in kb_rows(row):
-                write_entity(entity)
+        if kb_entities is None:  # M3EL: the knowledge base is every candidate entity
+            for entity in candidates_kb.add(row):
+                kb_writer.write(entity)
+    for entity in candidates_kb.finish():
+        kb_writer.write(entity)
+    num_entities = len(candidates_kb)
     if kb_entities is not None:
+        seen: set[str] = set()
         for entity in tqdm(kb_entities, desc=f"Building {layout.name} knowledge base", unit=" entities"):
-            write_entity(entity)
+            if entity["qid"] not in seen:
+                seen.add(entity["qid"])
+                kb_writer.write(entity)
+        num_entities = len(seen)
     shards = [path for writer in writers.values() for path in writer.close()] + kb_writer.close()
     filled = tuple(split for split in layout.splits if any(writers[g, split].num_rows for g in layout.groups))
-    return accumulator, shards, len(seen_entities), filled
+    return accumulator, shards, num_entities, filled
 
 
 def export_rows(

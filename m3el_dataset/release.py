@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .constants import TOPICS
+from .images import release_image_root
 from .report import BuildReport
 
 logger = logging.getLogger(__name__)
@@ -86,45 +87,104 @@ def find_release_files(raw_dir: str | os.PathLike) -> list[Path]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"Release folder {raw_dir} does not exist; pass the folder the archive unpacks to.")
-    files = sorted(
-        path
-        for path in raw_dir.rglob("*")
-        if path.suffix.lower() in RECORD_FILE_SUFFIXES
-        and path.is_file()
-        and not any(part.endswith("_candidates_images") or part.startswith(".") for part in path.parts[-4:-1])
-    )
+    files = sorted(path for path in raw_dir.rglob("*") if _is_record_file(path, raw_dir))
     if not files:
         raise FileNotFoundError(f"No record files (*.json, *.jsonl) found in {raw_dir}.")
     return files
 
 
-def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, parsed JSON value)`` for each record of a JSON array or JSON Lines file.
+def _is_record_file(path: Path, raw_dir: Path) -> bool:
+    """A ``*.json``/``*.jsonl`` file, not hidden (``._x.json`` of macOS archives) and not inside an image folder or
+    a hidden folder of the release (folders above ``raw_dir`` do not count)."""
+    relative = path.relative_to(raw_dir).parts
+    if path.suffix.lower() not in RECORD_FILE_SUFFIXES or relative[-1].startswith(".") or not path.is_file():
+        return False
+    return not any(part.endswith("_candidates_images") or part.startswith(".") for part in relative[:-1])
 
-    A line of JSON Lines that does not parse yields a `ReleaseRecordError` as its value, so that the caller can
-    skip that record alone; a file that cannot be read or parsed at all raises it.
+
+_READ_CHUNK = 1 << 20
+
+
+def _iter_json_array(file, display_name: str) -> Iterator[tuple[int, Any]]:
+    """Stream the elements of a JSON array file chunk by chunk, so memory stays bounded by one record.
+
+    An element that does not parse ends the file: the error is yielded at its index (nothing after it can be
+    located), so that the caller reports where reading stopped.
+    """
+    decoder, buffer, position, index, exhausted = json.JSONDecoder(), "", 0, 0, False
+
+    def fill(required: int) -> bool:
+        nonlocal buffer, position, exhausted
+        while len(buffer) - position < required and not exhausted:
+            chunk = file.read(_READ_CHUNK)
+            exhausted = not chunk
+            buffer, position = buffer[position:] + chunk, 0
+        return len(buffer) - position >= required
+
+    def skip_space() -> str:
+        nonlocal position
+        while fill(1) and buffer[position].isspace():
+            position += 1
+        return buffer[position] if fill(1) else ""
+
+    skip_space()
+    position += 1  # the opening "[" (the caller checked it)
+    if skip_space() == "]":
+        return
+    while True:
+        skip_space()  # raw_decode does not skip leading white space
+        while True:
+            try:
+                value, end = decoder.raw_decode(buffer, position)
+                break
+            except json.JSONDecodeError as error:
+                available = len(buffer) - position
+                fill(available + 1)  # the record may only be cut by the end of the buffer: read on
+                if len(buffer) - position == available:
+                    problem = f"invalid JSON ({error.msg}); the rest of the file cannot be read"
+                    yield index, ReleaseRecordError(display_name, index, None, problem)
+                    return
+        yield index, value
+        index, position = index + 1, end
+        separator = skip_space()
+        if separator == "]":
+            return
+        if separator != ",":
+            problem = f"expected ',' or ']' after this record, found {separator or 'the end of the file'!r}"
+            yield index, ReleaseRecordError(display_name, index, None, problem)
+            return
+        position += 1
+
+
+def _iter_json_lines(file, display_name: str) -> Iterator[tuple[int, Any]]:
+    """The records of a JSON Lines file (binary), a line that does not decode or parse failing alone."""
+    index = 0
+    for line in file:
+        if not line.strip():
+            continue
+        try:
+            yield index, json.loads(line.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            yield index, ReleaseRecordError(display_name, index, None, f"invalid JSON or UTF-8 ({error})")
+        index += 1
+
+
+def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, parsed JSON value)`` for each record of a JSON array or JSON Lines file, streaming.
+
+    A record that does not parse yields a `ReleaseRecordError` as its value, so that the caller can skip it (in a
+    JSON array, reading stops there); a file that cannot be opened or decoded raises one.
     """
     try:
-        with open(path, encoding="utf-8") as file:
-            first = file.read(1)
-            while first and first.isspace():
-                first = file.read(1)
-            if first == "[":
-                file.seek(0)
-                records = json.load(file)
-                yield from enumerate(records)
-                return
-            file.seek(0)
-            index = 0
-            for line in file:
-                if not line.strip():
-                    continue
-                try:
-                    yield index, json.loads(line)
-                except json.JSONDecodeError as error:
-                    yield index, ReleaseRecordError(display_name, index, None, f"invalid JSON ({error})")
-                index += 1
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        with open(path, "rb") as probe:
+            first = probe.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # a UTF-8 byte order mark is allowed
+        if first == b"[":
+            with open(path, encoding="utf-8-sig") as file:
+                yield from _iter_json_array(file, display_name)
+        else:
+            with open(path, "rb") as file:
+                yield from _iter_json_lines(file, display_name)
+    except (OSError, UnicodeDecodeError) as error:
         raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
 
 
@@ -149,6 +209,8 @@ def _parse_image(value: Any, where: tuple[str, int], name: str) -> ImageRef:
 def _parse_candidate(value: Any, where: tuple[str, int], position: int) -> Candidate:
     prefix = f"candidates[{position}]."
     fields = {key: _require(value, key, str, where, prefix) for key in ("Qid", "name", "description")}
+    if not fields["Qid"].strip():
+        raise ReleaseRecordError(*where, prefix + "Qid", "empty candidate Qid")
     image = _parse_image(_require(value, "image", list, where, prefix), where, prefix + "image")
     return Candidate(qid=fields["Qid"], name=fields["name"], description=fields["description"], image=image)
 
@@ -232,5 +294,9 @@ def iter_release(
         files: a subset of `find_release_files(raw_dir)` to read (used to shard work across processes).
     """
     raw_dir = Path(raw_dir)
+    # Names (and so ids and splits) are relative to the folder /M3EL/ stands for, whichever of it or its parent the
+    # user gave, so that both give the same splits.
+    root = release_image_root(raw_dir)
     for path in files if files is not None else find_release_files(raw_dir):
-        yield from iter_file_records(path, raw_dir, skip_invalid=skip_invalid, report=report)
+        base = root if path.is_relative_to(root) else raw_dir
+        yield from iter_file_records(path, base, skip_invalid=skip_invalid, report=report)

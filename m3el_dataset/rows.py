@@ -148,6 +148,44 @@ def kb_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+class KnowledgeBaseCollector:
+    """Each entity once, from the candidates of streamed mention rows.
+
+    The release stores a copy of every candidate image per mention folder, and a user's copy can lack some of
+    them: an entity is emitted at its first occurrence with a usable image, and only if it never has one, at the
+    end, from its first occurrence (with an empty image cell). Memory holds the QIDs and the image-less entries.
+    """
+
+    def __init__(self) -> None:
+        self._emitted: set[str] = set()
+        self._without_image: dict[str, dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The entities of ``row`` to write now."""
+        ready = []
+        for entity in kb_rows(row):
+            qid = entity["qid"]
+            if qid in self._emitted:
+                continue
+            if entity["image"] is not None:
+                self._emitted.add(qid)
+                self._without_image.pop(qid, None)
+                ready.append(entity)
+            else:
+                self._without_image.setdefault(qid, entity)
+        return ready
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The entities that never had a usable image, in order of first appearance."""
+        remaining = list(self._without_image.values())
+        self._emitted.update(self._without_image)
+        self._without_image = {}
+        return remaining
+
+    def __len__(self) -> int:
+        return len(self._emitted) + len(self._without_image)
+
+
 def project_row(row: dict[str, Any], config_name: str) -> dict[str, Any]:
     """Keep the columns of ``config_name`` only."""
     return {column: row[column] for column in config_columns(config_name)}

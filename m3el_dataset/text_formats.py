@@ -21,9 +21,11 @@ def collapse_whitespace(text: str) -> str:
 
 
 def _ends_with_abbreviation(text: str) -> bool:
-    last_token = text.rsplit(" ", 1)[-1].rstrip(".").lower()
-    # A single letter is an initial ("S."), dotted tokens are acronyms ("U.S.").
-    return len(last_token) == 1 or "." in last_token or last_token in _ABBREVIATIONS
+    last_token = text.rsplit(" ", 1)[-1].rstrip(".")
+    if len(last_token) == 1:  # a capital letter is an initial ("S."); a digit ends a sentence ("Toy Story 2.")
+        return last_token.isalpha() and last_token.isupper()
+    # Dotted tokens are acronyms ("U.S.").
+    return "." in last_token or last_token.lower() in _ABBREVIATIONS
 
 
 def split_sentences(text: str) -> list[str]:

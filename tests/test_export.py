@@ -205,3 +205,18 @@ def test_card_records_rows_per_split(exported):
     splits = {s["name"]: s["num_examples"] for s in infos["Tm-Ie"]["splits"]}
     assert splits == {**exported.statistics.total.splits, **{t: 10 for t in TOPICS}}
     assert infos["kb"]["splits"][0]["num_examples"] == exported.num_kb_entities
+
+
+def test_kb_takes_an_entity_image_from_a_later_copy_when_the_first_is_missing(tmp_path):
+    release = FakeRelease(tmp_path / "raw")
+    first = release.add("movies", file="movies.json")
+    release.add("movies", file="movies.json", name="Kansas Saloon Smashers again")  # same candidates, own folder
+    release.path_of(first["candidates"][1]["image"][2]).unlink()  # Q204328's first copy is missing
+    release.write()
+    result = export_release(tmp_path / "raw", tmp_path / "hub", ExportConfig())
+    kb = {row["qid"]: row["image"] for row in _load(result.out_dir, "kb", "kb")}
+    assert len(kb) == 3 and all(isinstance(image, Image.Image) for image in kb.values())
+    builder = M3ELBuilder(config_name="kb", data_dir=str(tmp_path / "raw"), cache_dir=str(tmp_path / "cache"))
+    builder.download_and_prepare()
+    assert sorted(builder.as_dataset(split="kb")["qid"]) == sorted(kb)
+    assert all(image is not None for image in builder.as_dataset(split="kb")["image"])

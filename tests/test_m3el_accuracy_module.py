@@ -118,3 +118,12 @@ def test_metric_card_has_the_usual_sections():
         "## Further References",
     ):
         assert section in card, section
+
+
+def test_fractional_gold_indices_are_refused_not_truncated(metric):
+    scores = [[0.1, 0.9], [0.3, 0.2]]
+    with pytest.raises(ValueError, match=r"references\[0\] is 0.5"):
+        metric.compute(predictions=scores, references=[0.5, 1])
+    with pytest.raises(ValueError, match=r"references\[1\] is 1.5"):
+        metric.add_batch(predictions=scores, references=[0, 1.5])
+    assert metric.compute(predictions=scores, references=[1.0, 0])["accuracy"] == 1.0

@@ -74,13 +74,70 @@ def test_skip_invalid_skips_and_lists_every_skip(tmp_path):
     records = list(iter_release(tmp_path, skip_invalid=True, report=report))
     assert [r.index for r in records] == [0, 2]
     skips = [(s.file, s.index, s.field) for s in report.skipped_records]
-    assert skips == [("broken.json", None, None), ("movies.jsonl", 1, "name"), ("movies.jsonl", 3, None)]
+    assert skips == [("broken.json", 0, None), ("movies.jsonl", 1, "name"), ("movies.jsonl", 3, None)]
+    assert "the rest of the file cannot be read" in report.skipped_records[0].problem
     assert "invalid JSON" in report.skipped_records[2].problem
 
 
 def test_unreadable_file_stops_the_build(tmp_path):
     (tmp_path / "movies.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ReleaseRecordError, match="movies.json, record 0: invalid JSON or UTF-8"):
+        list(iter_release(tmp_path))
+    (tmp_path / "movies.json").write_bytes(b"[\xff\xfe]")
     with pytest.raises(ReleaseRecordError, match="movies.json: unreadable record file"):
+        list(iter_release(tmp_path))
+
+
+def test_a_bad_byte_in_json_lines_costs_its_record_only(tmp_path):
+    release = FakeRelease(tmp_path)
+    for _ in range(5):
+        release.add("movies", file="movies.jsonl")
+    release.write()
+    lines = (tmp_path / "movies.jsonl").read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"Kansas", b"Kan\xffsas", 1)
+    (tmp_path / "movies.jsonl").write_bytes(b"".join(lines))
+    with pytest.raises(ReleaseRecordError, match="movies.jsonl, record 2: invalid JSON or UTF-8"):
+        list(iter_release(tmp_path))
+    report = BuildReport()
+    assert [r.index for r in iter_release(tmp_path, skip_invalid=True, report=report)] == [0, 1, 3, 4]
+    assert [(s.file, s.index) for s in report.skipped_records] == [("movies.jsonl", 2)]
+
+
+def test_json_arrays_stream_across_read_chunks(tmp_path, monkeypatch):
+    import m3el_dataset.release as release_module
+
+    small_release(tmp_path, per_topic=4).write()
+    whole = [(r.id, r.candidates) for r in iter_release(tmp_path)]
+    monkeypatch.setattr(release_module, "_READ_CHUNK", 5)  # every record crosses several chunk boundaries
+    assert [(r.id, r.candidates) for r in iter_release(tmp_path)] == whole
+    (tmp_path / "movies.json").write_text((tmp_path / "movies.json").read_text()[:-40], encoding="utf-8")
+    report = BuildReport()
+    kept = [r.id for r in iter_release(tmp_path, skip_invalid=True, report=report) if r.topic == "movies"]
+    assert kept == ["movies-000000", "movies-000001", "movies-000002"]
+    assert [(s.file, s.index) for s in report.skipped_records] == [("movies.json", 3)]
+
+
+def test_hidden_files_are_ignored_but_hidden_parents_are_not(tmp_path):
+    raw = tmp_path / ".cache" / "m3el"
+    small_release(raw, per_topic=1).write()
+    (raw / "._movies.json").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (raw / ".git").mkdir()
+    (raw / ".git" / "notes.json").write_text("not records")
+    assert len(list(iter_release(raw))) == 5
+
+
+def test_ids_and_splits_do_not_depend_on_pointing_at_m3el_or_its_parent(tmp_path):
+    small_release(tmp_path / "parent" / "M3EL", per_topic=3).write()
+    inside = [(row["id"], row["split"]) for row in iter_release_rows(tmp_path / "parent" / "M3EL")]
+    above = [(row["id"], row["split"]) for row in iter_release_rows(tmp_path / "parent")]
+    assert inside == above and inside[0][0] == "books-000000"
+
+
+def test_empty_candidate_qid_is_refused(tmp_path):
+    release = FakeRelease(tmp_path)
+    release.add("movies")["candidates"][1]["Qid"] = " "
+    release.write()
+    with pytest.raises(ReleaseRecordError, match=r"field 'candidates\[1\].Qid': empty candidate Qid"):
         list(iter_release(tmp_path))
 
 

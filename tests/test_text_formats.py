@@ -24,6 +24,19 @@ def test_split_sentences_keeps_initials_and_abbreviations():
     ]
 
 
+def test_a_sentence_ending_in_a_number_or_small_word_ends():
+    assert split_sentences("He played in Toy Story 2. Woody is a toy. He scored 5. Then a. Then b.") == [
+        "He played in Toy Story 2.",
+        "Woody is a toy.",
+        "He scored 5.",
+        "Then a.",
+        "Then b.",
+    ]
+    assert sentence_with_mention("The film starred Tom Hanks. He played in Toy Story 2. Woody is a toy.", "Woody") == (
+        "Woody is a toy."
+    )
+
+
 def test_s1_is_first_sentence_containing_mention_case_insensitively():
     assert sentence_with_mention(SENTENCE, "carrie nation") == "Directed by Edwin S. Porter, it mocks Carrie Nation."
     assert sentence_with_mention(SENTENCE, "Kansas") == "Kansas Saloon Smashers is a 1901 film."

@@ -113,6 +113,16 @@ _CITATION = """
 """
 
 
+def _integer_golds(references):
+    """``references`` unchanged if every gold index is an integer (``None`` passes), else a ``ValueError``."""
+    if references is None:
+        return None
+    for position, gold in enumerate(references):
+        if isinstance(gold, bool) or not float(gold).is_integer():
+            raise ValueError(f"references[{position}] is {gold!r}; a gold index must be an integer (-1: no gold).")
+    return references
+
+
 def _groups_by_name(groups: list | None, group_names: list[str] | None) -> dict[str, list[str]] | None:
     """Turn per-mention label rows (``[["MEL", "sports"], ...]`` or ``["sports", ...]``) into ``{name: labels}``."""
     if not groups:
@@ -158,20 +168,24 @@ class M3elAccuracy(evaluate.Metric):
         )
 
     # evaluate requires every feature in every batch; `groups` is optional for users, so fill in "no labels".
+    # evaluate also casts references to int64 before `_compute` sees them: check them first, so that a gold index
+    # of 0.5 is refused rather than silently read as 0.
     def add_batch(self, *, predictions=None, references=None, groups=None) -> None:
         """Add a batch of candidate scores, gold indices and, optionally, group labels."""
         if groups is None and predictions is not None:
             groups = [[] for _ in range(len(predictions))]
-        super().add_batch(predictions=predictions, references=references, groups=groups)
+        super().add_batch(predictions=predictions, references=_integer_golds(references), groups=groups)
 
     def add(self, *, prediction=None, reference=None, groups=None) -> None:
         """Add one mention's candidate scores, gold index and, optionally, group labels."""
+        reference = None if reference is None else _integer_golds([reference])[0]
         super().add(prediction=prediction, reference=reference, groups=[] if groups is None else groups)
 
     def compute(self, *, predictions=None, references=None, groups=None, **kwargs) -> dict | None:
         """Compute the figures over everything added so far and the inputs given here; see below."""
         if groups is None and predictions is not None:
             groups = [[] for _ in range(len(predictions))]
+        references = _integer_golds(references)
         return super().compute(predictions=predictions, references=references, groups=groups, **kwargs)
 
     def _compute(
