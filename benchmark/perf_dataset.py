@@ -69,7 +69,11 @@ def write_synthetic_release(root: Path, num_mentions: int, image_size: int) -> N
             }
         )
     for topic, records in per_topic.items():
-        (root / f"{topic}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        # Both record formats of the release: JSON arrays (streamed by the reader) and JSON Lines.
+        if TOPICS.index(topic) % 2:
+            (root / f"{topic}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        else:
+            (root / f"{topic}.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
 
 
 def export_and_measure(raw: Path, out: Path, num_proc: int) -> tuple[int, float, float]:

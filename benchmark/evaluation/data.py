@@ -28,14 +28,15 @@ from m3el_dataset.constants import (
 )
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
+from m3el_dataset.sample import SAMPLE_DIR, SAMPLE_NAME
 from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_DATASET = "sample"
+SAMPLE_DATASET = SAMPLE_NAME
 """``--dataset sample``: the bundled synthetic release, exported once into the benchmark's cache folder."""
 
-SAMPLE_RAW_DIR = Path(__file__).resolve().parents[2] / "m3el_dataset" / "sample_data"
+SAMPLE_RAW_DIR = SAMPLE_DIR
 
 PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
 """The column of each part of a mention text format template (``{S1} {M}: {D}``)."""
