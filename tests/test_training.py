@@ -269,3 +269,10 @@ def test_a_batch_without_any_negative_is_refused(tmp_path, sample_hub):
 def test_the_bundled_sample_is_the_default_dataset(tmp_path):
     result = main([*TINY, "--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--validation_split", ""])
     assert result.steps == 1
+
+
+def test_bf16_mixed_precision_and_gradient_checkpointing_train(tmp_path, sample_hub):
+    result = main(_args(tmp_path / "run", sample_hub, "--max_steps", "2", "--mixed_precision", "bf16",
+                        "--gradient_checkpointing", "true", "--validation_split", ""))  # fmt: skip
+    logged = [json.loads(line) for line in (result.output_dir / TRAIN_LOG_FILE).read_text().splitlines()]
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(entry["train/loss"])) for entry in logged)
