@@ -106,6 +106,10 @@ class EmbeddingAdapter:
 
     family: str = "base"
     fusion: str = FUSION_MEAN
+    text_padding: str = "longest"
+    """``"longest"``, or ``"max_length"`` for models trained on padded texts (SigLIP, OWL-ViT)."""
+    max_text_tokens: int | None = None
+    """Text context; by default the text config's position embeddings."""
 
     def __init__(self, model: torch.nn.Module, processor: Any, info: ModelInfo):
         self.model = model
@@ -140,9 +144,16 @@ class EmbeddingAdapter:
             moved[key] = value.to(self.dtype) if value.is_floating_point() else value
         return moved
 
+    @property
+    def text_context(self) -> int:
+        """How many tokens of a text the model reads."""
+        if self.max_text_tokens is not None:
+            return self.max_text_tokens
+        return self.model.config.text_config.max_position_embeddings
+
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenize a batch of texts (padded, truncated to the model's text context)."""
-        raise NotImplementedError
+        """Tokenize a batch of texts (padded, truncated to `text_context` with one warning per batch)."""
+        return truncate_texts(self.tokenizer, texts, self.text_context, self.text_padding, self.info.name)
 
     def mention_texts(self, text_format: str, parts: Sequence[Mapping[str, str]]) -> list[str] | None:
         """The mention texts of ``text_format`` as this model reads them, from each mention's parts (``M``, ``S``,
@@ -150,8 +161,8 @@ class EmbeddingAdapter:
         return None
 
     def collate_images(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """Process a batch of decoded RGB images."""
-        return dict(self.image_processor(images=list(images), return_tensors="pt"))
+        """Process a batch of decoded RGB images into ``pixel_values``."""
+        return {"pixel_values": self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]}
 
     def collate_pairs(self, texts: Sequence[str], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         """Model inputs of (text, image) pairs; only for adapters whose fusion is a multimodal encoder."""

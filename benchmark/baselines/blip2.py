@@ -8,11 +8,11 @@ over the query tokens. (I+T) is the normalised mean of the text vector with each
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 
-from .base import EmbeddingAdapter, normalise, truncate_texts
+from .base import EmbeddingAdapter, normalise
 
 
 class Blip2Adapter(EmbeddingAdapter):
@@ -24,12 +24,6 @@ class Blip2Adapter(EmbeddingAdapter):
     @property
     def dtype(self) -> torch.dtype:
         return self.model.vision_model.embeddings.patch_embedding.weight.dtype
-
-    def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return truncate_texts(self.tokenizer, texts, self.max_text_tokens, True, self.info.name)
-
-    def collate_images(self, images) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]}
 
     @torch.inference_mode()
     def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -17,29 +17,13 @@ import torch
 
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
 
-from .base import EmbeddingAdapter, ModelInfo, normalise, pooled, truncate_texts
+from .base import EmbeddingAdapter, ModelInfo, normalise, pooled
 
 
 class DualEncoderAdapter(EmbeddingAdapter):
-    """A model with ``get_text_features`` and ``get_image_features`` returning one vector per input.
-
-    Class attributes:
-        text_padding (`str`): ``"longest"``, or ``"max_length"`` for models trained on padded texts (SigLIP).
-        max_text_tokens (`int`, *optional*): text context; defaults to the text config's position embeddings.
-    """
+    """A model with ``get_text_features`` and ``get_image_features`` returning one vector per input."""
 
     family = "dual-encoder"
-    text_padding: str = "longest"
-    max_text_tokens: int | None = None
-
-    @property
-    def text_context(self) -> int:
-        if self.max_text_tokens is not None:
-            return self.max_text_tokens
-        return self.model.config.text_config.max_position_embeddings
-
-    def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return truncate_texts(self.tokenizer, texts, self.text_context, self.text_padding, self.info.name)
 
     @torch.inference_mode()
     def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

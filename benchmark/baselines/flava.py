@@ -7,11 +7,11 @@ multimodal encoder over the pair, so FLAVA encodes each unique (text, image) pai
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 
-from .base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, normalise, pooled, truncate_texts
+from .base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, normalise, pooled
 
 
 class FlavaAdapter(EmbeddingAdapter):
@@ -30,12 +30,6 @@ class FlavaAdapter(EmbeddingAdapter):
                 f"projection size {config.projection_dim}; (I+T) embeddings must be comparable with text and image "
                 "embeddings, so both sizes must be equal (they are in facebook/flava-full)."
             )
-
-    def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return truncate_texts(self.tokenizer, texts, self.max_text_tokens, True, self.info.name)
-
-    def collate_images(self, images) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]}
 
     @torch.inference_mode()
     def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
