@@ -29,3 +29,17 @@ def _seed_everything():
         torch.manual_seed(0)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each test starts with no `Accelerator` state, as a new process would.
+
+    accelerate keeps one process-wide state and refuses a second `Accelerator` with other settings (e.g. bf16
+    after fp32); accelerate's own test suite resets it the same way between tests.
+    """
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
