@@ -135,7 +135,7 @@ def _faiss_top_k(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[tor
     index.add(np.ascontiguousarray(keys[finite, 0].numpy(), dtype=np.float32))
     found = np.ascontiguousarray(queries[:, 0].nan_to_num(0.0).numpy(), dtype=np.float32)
     scores, rows = index.search(found, k)
-    ids = torch.flatnonzero(finite)
+    ids = finite.nonzero().flatten()
     rows = torch.from_numpy(rows)
     indices = torch.where(rows >= 0, ids[rows.clamp(min=0)], torch.tensor(-1))
     return torch.from_numpy(scores), indices
