@@ -122,3 +122,15 @@ def test_pipeline_is_a_subcommand(capsys):
         main(["pipeline", "--help"])
     assert exit_info.value.code == 0
     assert "usage: m3el-dataset pipeline" in capsys.readouterr().out
+
+
+def test_stats_of_a_converted_peer_dataset_use_its_own_group(tmp_path, capsys):
+    from converter_fixtures import write_mimic
+
+    source = write_mimic(tmp_path / "WikiMEL")
+    assert main(["convert", "mimic", str(source), str(tmp_path / "hub")]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(tmp_path / "hub"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert list(stats["topics"]) == ["wikimel"] and stats["all"]["mentions"] == 6
+    assert stats["all"]["gold_absent"] == 2  # the NIL mentions, kept and counted
