@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 RELEASE_ROOT_NAME = "M3EL"
 """The release's local paths start with ``/M3EL/``: the root of the unpacked archive, i.e. the folder users give."""
@@ -127,15 +127,19 @@ def _stem_and_lower_suffix(file_name: str) -> tuple[str, str]:
     return stem, suffix.lower()
 
 
-def image_decode_problem(data: bytes) -> str | None:
-    """Decode ``data`` with PIL and return why it failed, or ``None`` if it is a readable image."""
+def decode_rgb(data: bytes | None) -> tuple[Image.Image | None, str | None]:
+    """Decode image bytes to RGB: ``(image, None)``, or ``(None, why)`` when they are not a readable image."""
     if not data:
-        return "empty file"
+        return None, "empty file"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return f"not a readable image ({type(error).__name__}: {error})"
-    return None
+                return image.convert("RGB"), None
+    except Exception as error:  # PIL raises many types for corrupt files; any of them means "unusable image"
+        return None, f"not a readable image ({type(error).__name__}: {error})"
+
+
+def image_decode_problem(data: bytes) -> str | None:
+    """Decode ``data`` with PIL and return why it failed, or ``None`` if it is a readable image."""
+    return decode_rgb(data)[1]

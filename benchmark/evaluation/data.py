@@ -28,15 +28,10 @@ from m3el_dataset.constants import (
 )
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
-from m3el_dataset.sample import SAMPLE_DIR, SAMPLE_NAME
+from m3el_dataset.sample import SAMPLE_NAME, resolve_sample
 from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_DATASET = SAMPLE_NAME
-"""``--dataset sample``: the bundled synthetic release, exported once into the benchmark's cache folder."""
-
-SAMPLE_RAW_DIR = SAMPLE_DIR
 
 PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
 """The column of each part of a mention text format template (``{S1} {M}: {D}``)."""
@@ -142,12 +137,12 @@ def resolve_dataset(dataset: str, work_dir: str | Path) -> str:
     exported M3EL folder, or a Hub dataset id. Exports go to ``work_dir`` under a fingerprint of the release, so
     an unchanged release is exported once.
     """
-    raw = SAMPLE_RAW_DIR if dataset == SAMPLE_DATASET else Path(dataset)
+    raw = Path(resolve_sample(dataset))  # the sample is exported once into the benchmark's cache folder
     if not raw.is_dir():
         if dataset.count("/") != 1:
             raise FileNotFoundError(
                 f"Dataset {dataset!r} is neither a folder nor a Hub id ('org/name'); pass an exported M3EL folder, "
-                f"a raw release folder, a Hub dataset id, or {SAMPLE_DATASET!r} for the bundled sample."
+                f"a raw release folder, a Hub dataset id, or {SAMPLE_NAME!r} for the bundled sample."
             )
         return dataset
     if (raw / "data").is_dir():

@@ -13,7 +13,6 @@ that ``encoded + cached + undecodable == unique`` holds exactly when each input 
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Mapping
@@ -25,6 +24,8 @@ from accelerate import Accelerator
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from m3el_dataset.images import decode_rgb
 
 from ..baselines.base import EmbeddingAdapter
 from .cache import EmbeddingCache
@@ -38,11 +39,7 @@ KINDS = (TEXT, IMAGE, PAIR)
 
 def decode_image(data: bytes) -> Image.Image | None:
     """Decode stored image bytes to RGB, or ``None`` if they are not a readable image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except Exception:  # PIL raises many types for corrupt files; any of them means "unusable image"
-        return None
+    return decode_rgb(data)[0]
 
 
 class _Items(Dataset):

@@ -8,10 +8,8 @@ instead of stopping the run, and never a blank image.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import random
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
+from m3el_dataset.images import decode_rgb
 from m3el_dataset.sample import resolve_sample
 
 from .arguments import DataArguments
@@ -60,14 +59,10 @@ def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]
     """Decode an undecoded image cell; return ``(image or None, whether decoding failed)``."""
     if cell is None or cell.get("bytes") is None:
         return None, False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(cell["bytes"]))
-            return image.convert("RGB"), False
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        logger.debug("Undecodable image %s: %s", cell.get("path"), error)
-        return None, True
+    image, problem = decode_rgb(cell["bytes"])
+    if problem:
+        logger.debug("Undecodable image %s: %s", cell.get("path"), problem)
+    return image, problem is not None
 
 
 def entity_id(qid: str | None) -> int:

@@ -383,8 +383,8 @@ class CLIPNDTrainer:
 
     def _save_model(self) -> None:
         """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
-        model = self._exportable_model()
         if self.accelerator.is_main_process:
+            model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
             card = self._model_card(model)
