@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from tiny_baselines import TINY_BASELINES
+from two_processes import launch_two_cpu_processes
 
 from benchmark.evaluation.data import resolve_dataset
 from benchmark.run import main
 
-REPO = Path(__file__).resolve().parents[1]
 # One plain dual encoder, one scored per query token, one with its own multimodal fusion.
 MODELS = ("CLIP", "BLIP-2", "FLAVA")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -34,12 +23,8 @@ def test_two_processes_match_one(tmp_path):
               "--tasks", "Tm-Te", "Im-Ie", "ITm-ITe", "--text_formats", "M-S1", "S-M-D"]  # fmt: skip
     single = main([*common, "--output_dir", str(tmp_path / "one"), "--cache_dir", str(tmp_path / "cache1")])
 
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--main_process_port", str(_free_port()), str(REPO / "benchmark" / "run.py"), *common,
-               "--output_dir", str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache2")]  # fmt: skip
-    completed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    two_args = [*common, "--output_dir", str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache2")]
+    completed = launch_two_cpu_processes("benchmark/run.py", two_args)
 
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["run"]["num_processes"] == 2

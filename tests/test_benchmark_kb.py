@@ -214,25 +214,15 @@ def test_drop_nil_leaves_nil_mentions_out_for_like_for_like_comparisons(mimic_da
 @pytest.mark.slow
 def test_kb_protocol_on_two_processes_matches_one(mimic_dataset, clip, tmp_path):
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    from two_processes import launch_two_cpu_processes
+
     common = ["--dataset", mimic_dataset, "--dataset_name", "WikiMEL", "--protocol", "kb", "--kb_chunk_size", "2",
               "--models", f"CLIP={clip}", "--train_tiny", "false", "--tasks", "ITm-ITe", "Tm-Te", "--text_formats",
               "M-S1", "--splits", "train", "validation", "test", "--num_workers", "0"]  # fmt: skip
     single = main([*common, "--output_dir", str(tmp_path / "one"), "--cache_dir", str(tmp_path / "cache1")])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--main_process_port", str(port), str(repo / "benchmark" / "run.py"), *common,
-               "--output_dir", str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache2")]  # fmt: skip
-    completed = subprocess.run(command, env=env, cwd=repo, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    launch_two_cpu_processes(
+        "benchmark/run.py", [*common, "--output_dir", str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache2")]
+    )
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["run"]["num_processes"] == 2 and two["results"] == single.results["results"]

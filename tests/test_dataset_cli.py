@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -7,16 +6,15 @@ from release_fixtures import FakeRelease, image_bytes, small_release
 
 from m3el_dataset.cli import main
 from m3el_dataset.hub import UPLOAD_PATTERNS, plan_upload, push_folder
-
-SAMPLE = Path(__file__).resolve().parents[1] / "m3el_dataset" / "sample_data"
+from m3el_dataset.sample import SAMPLE_DIR
 
 
 def test_build_and_stats_of_the_bundled_sample(tmp_path, capsys):
-    assert main(["build", str(SAMPLE), str(tmp_path / "hub")]) == 0
+    assert main(["build", str(SAMPLE_DIR), str(tmp_path / "hub")]) == 0
     assert "Wrote 300 mentions" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "hub"), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
-    assert main(["stats", str(SAMPLE), "--json"]) == 0
+    assert main(["stats", str(SAMPLE_DIR), "--json"]) == 0
     raw = json.loads(capsys.readouterr().out)
     assert exported == raw  # the same figures from the release and from its export
     assert raw["all"]["mentions"] == 300 and set(raw["topics"]) == {"movies", "common", "person", "books", "sports"}
@@ -63,7 +61,7 @@ def test_wrong_paths_and_sizes_are_clear_errors(tmp_path, capsys):
     assert main(["build", str(tmp_path / "nowhere"), str(tmp_path / "hub")]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["build", str(SAMPLE), str(tmp_path / "hub"), "--max-shard-size", "lots"])
+        main(["build", str(SAMPLE_DIR), str(tmp_path / "hub"), "--max-shard-size", "lots"])
     assert "invalid size 'lots'" in capsys.readouterr().err
     assert main(["push", str(tmp_path), "me/m3el", "--dry-run"]) == 2
     assert "not an exported M3EL folder" in capsys.readouterr().err

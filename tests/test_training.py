@@ -1,30 +1,27 @@
 import errno
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from release_fixtures import small_release
 from safetensors.torch import load_file
+from two_processes import launch_two_cpu_processes
 
 from benchmark.train import main, parse_arguments
 from benchmark.training import trainer as trainer_module
 from benchmark.training.checkpointing import latest_checkpoint
 from benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.sample import SAMPLE_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "m3el_dataset" / "sample_data"
 TINY = ["--init", "tiny", "--tiny_hidden_size", "32", "--tiny_image_size", "16", "--tiny_patch_size", "8",
         "--tiny_vocab_size", "600", "--report_to", "none", "--learning_rate", "1e-3"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def sample_hub(tmp_path_factory):
-    return export_release(SAMPLE, tmp_path_factory.mktemp("sample") / "hub", ExportConfig()).out_dir
+    return export_release(SAMPLE_DIR, tmp_path_factory.mktemp("sample") / "hub", ExportConfig()).out_dir
 
 
 def _args(out, dataset, *extra):
@@ -182,13 +179,8 @@ def test_arguments_from_a_yaml_file(tmp_path):
 def test_two_cpu_processes_give_the_single_process_loss(tmp_path, sample_hub):
     common = ["--max_steps", "2", "--logging_steps", "1", "--validation_split", "", "--task", "ITm-ITe"]
     single = main(_args(tmp_path / "single", sample_hub, *common, "--per_device_train_batch_size", "16"))
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    launch = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
-    script = [str(REPO / "benchmark/train.py"), *_args(tmp_path / "double", sample_hub, *common)]
-    command = [sys.executable, *launch, *script, "--per_device_train_batch_size", "8", "--report_to", "none"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    double = [*_args(tmp_path / "double", sample_hub, *common), "--per_device_train_batch_size", "8"]
+    launch_two_cpu_processes("benchmark/train.py", double, timeout=600)
     logs = {}
     for name in ("single", "double"):
         logs[name] = [json.loads(line) for line in (tmp_path / name / TRAIN_LOG_FILE).read_text().splitlines()]

@@ -9,8 +9,8 @@ from benchmark.train import parse_arguments
 from benchmark.training.evaluation import evaluate_accuracy
 from benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.sample import SAMPLE_DIR
 
-SAMPLE = Path(__file__).resolve().parents[1] / "m3el_dataset" / "sample_data"
 SEEDS = ("1", "2")
 
 
@@ -30,7 +30,7 @@ def _train(hub: Path, out: Path, seed: str, description_drop_prob: str) -> tuple
 
 @pytest.mark.slow
 def test_tiny_clip_nd_learns_and_aug_t_helps(tmp_path):
-    hub = export_release(SAMPLE, tmp_path / "hub", ExportConfig()).out_dir
+    hub = export_release(SAMPLE_DIR, tmp_path / "hub", ExportConfig()).out_dir
     runs = {
         (seed, drop): _train(hub, tmp_path / f"run-{seed}-{drop}", seed, drop) for seed in SEEDS for drop in ("0", "1")
     }
