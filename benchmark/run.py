@@ -48,6 +48,7 @@ from benchmark.evaluation.data import (  # noqa: E402
     KnowledgeBase,
     MentionTable,
     check_names,
+    check_supported,
     load_kb,
     load_mentions,
     resolve_dataset,
@@ -297,8 +298,10 @@ class LoadedDataset:
 def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     """Resolve (export a raw release once), read the mentions and, for the kb protocol, the knowledge base."""
     path = resolve_dataset(spec.path, work_dir)
-    mentions = load_mentions(path, spec.splits, spec.topics, spec.text_formats, drop_nil=spec.drop_nil)
+    formats = spec.mention_text_formats
+    mentions = load_mentions(path, spec.splits, spec.topics, formats, drop_nil=spec.drop_nil)
     kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
+    check_supported(spec.name, spec.tasks, formats, mentions, kb)
     return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
 
 
@@ -310,7 +313,7 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
     evaluations = []
     for data in loaded:
-        scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.text_formats)
+        scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
         evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
     del adapter
     if torch.cuda.is_available():

@@ -9,15 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from converter_fixtures import write_mimic
+from converter_fixtures import write_diffusiondb_parquet, write_mimic, write_wikidiverse, write_wikiperson
 from PIL import Image
 from tiny_clip import save_tiny_clip
 
 from benchmark.baselines import load_adapter, parse_model_spec
-from benchmark.evaluation.data import UniqueInputs, load_kb, load_mentions
+from benchmark.evaluation.data import UniqueInputs, check_supported, load_kb, load_mentions
 from benchmark.evaluation.dataset_specs import dataset_specs
 from benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold, top_k_entities
-from benchmark.run import CONFIG_DIR, BenchmarkArguments, main, parse_arguments
+from benchmark.run import CONFIG_DIR, main
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig
 
@@ -170,12 +170,70 @@ def test_several_datasets_fill_table5_with_published_figures_beside_ours(mimic_d
     assert result.results["models"][0]["pass_ratio"] == 1.0
 
 
-def test_table5_config_lists_the_paper_datasets_and_parses():
+@pytest.fixture(scope="module")
+def peer_datasets(tmp_path_factory) -> dict[str, str]:
+    """The three peers of Table 5 converted from fixtures in their source formats."""
+    root = tmp_path_factory.mktemp("peers")
+    sources = {
+        "DiffusionDB": ("diffusiondb", write_diffusiondb_parquet),
+        "WIKIPerson": ("wikiperson", write_wikiperson),
+        "WikiDiverse": ("wikidiverse", write_wikidiverse),
+    }
+    return {name: str(convert(fmt, write(root / fmt), root / f"{fmt}-hub", ExportConfig()).out_dir)
+            for name, (fmt, write) in sources.items()}  # fmt: skip
+
+
+def test_table5_config_runs_on_each_converted_peer_and_the_sample(peer_datasets, clip, tmp_path):
     values = yaml.safe_load((CONFIG_DIR / "table5.yaml").read_text())
-    assert set(values) <= set(BenchmarkArguments.__dataclass_fields__)
-    assert [entry["name"] for entry in values["datasets"]] == ["DiffusionDB", "WIKIPerson", "WikiDiverse", "M3EL"]
-    args = parse_arguments(["--config", str(CONFIG_DIR / "table5.yaml")])
-    assert [spec.tasks[0] for spec in args.dataset_specs()] == ["Tm-Ie", "Im-Ie", "ITm-ITe", "ITm-ITe"]
+    for entry in values["datasets"]:
+        entry["path"] = peer_datasets.get(entry["name"], "sample")
+    values.update(models=[f"CLIP={clip}"], output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"),
+                  num_workers=0)  # fmt: skip
+    config = tmp_path / "table5.yaml"
+    config.write_text(yaml.safe_dump(values))
+    result = main(["--config", str(config)])
+    with (result.output_dir / "tables" / "table5.csv").open() as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["Model", "DiffusionDB", "WIKIPerson", "WikiDiverse", "M3EL"]
+    assert rows[1][0] == "CLIP" and all(cell != "-" for cell in rows[1][1:])
+    records = {r["dataset"]: r for r in result.results["results"] if r["topic"] == "all"}
+    settings = {name: (r["task"], r["text_format"]) for name, r in records.items()}
+    assert settings == {"DiffusionDB": ("Tm-Ie", "S"), "WIKIPerson": ("Im-Ie", "-"), "WikiDiverse": ("ITm-Te", "M-S1"),
+                        "M3EL": ("ITm-ITe", "M-S1")}  # fmt: skip
+    kb_sizes = {d["name"]: d["kb_entities"] for d in result.results["datasets"]}
+    assert kb_sizes["WIKIPerson"] == 3 and kb_sizes["DiffusionDB"] == 3  # every portrait; every generated image
+    assert records["WIKIPerson"]["num_mentions"] == 2 and records["WIKIPerson"]["num_no_gold"] == 1  # one NIL
+
+
+def test_an_image_only_knowledge_base_has_no_entity_text(peer_datasets):
+    mentions = load_mentions(peer_datasets["WIKIPerson"], ["train", "test"], None, [])
+    kb = load_kb(peer_datasets["WIKIPerson"], mentions.inputs)
+    assert (kb.has_text, kb.has_image) == (False, True)
+    assert kb.texts == [None] * 3 and None not in kb.images
+    assert mentions.text_formats() == [] and mentions.candidate_texts == [[None], [None], [None], []]
+    check_supported("WIKIPerson", ["Im-Ie"], [], mentions, kb)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "task", "text_format", "protocol", "message"),
+    [
+        ("WIKIPerson", "Tm-Te", "M-S1", "kb", r"on Tm-Te: it has no mention text 'M-S1', entity text\. It supports "
+         r"the tasks Im-Ie and the mention text formats none"),
+        ("DiffusionDB", "Tm-Ie", "M-S1", "kb", r"on Tm-Ie: it has no mention text 'M-S1'\. It supports the tasks "
+         r"Tm-Ie and the mention text formats S1, S;"),
+        ("WikiDiverse", "ITm-ITe", "M-S1", "candidates", r"on ITm-ITe: it has no entity image\. It supports the "
+         r"tasks Tm-Te, Im-Te, ITm-Te and the mention text formats S1, S, M-S1"),
+    ],
+)  # fmt: skip
+def test_a_task_the_dataset_lacks_a_modality_for_is_refused_with_what_it_supports(
+    peer_datasets, clip, tmp_path, dataset, task, text_format, protocol, message
+):
+    argv = ["--dataset", peer_datasets[dataset], "--dataset_name", dataset, "--protocol", protocol, "--models",
+            f"CLIP={clip}", "--tasks", task, "--headline_task", task, "--text_formats", text_format,
+            "--headline_format", text_format, "--splits", "test", "--output_dir", str(tmp_path / "out"),
+            "--cache_dir", str(tmp_path / "cache"), "--num_workers", "0"]  # fmt: skip
+    with pytest.raises(ValueError, match=f"Dataset '{dataset}' cannot be scored {message}"):
+        main(argv)
 
 
 @pytest.mark.parametrize(

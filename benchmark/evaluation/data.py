@@ -20,11 +20,13 @@ import numpy as np
 
 from m3el_dataset.constants import (
     ALL_SPLITS,
+    TASKS,
     TEXT_FORMAT_TEMPLATES,
     TEXT_FORMATS,
     TOPICS,
     check_text_format,
     check_topic,
+    parse_task,
 )
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
@@ -60,7 +62,10 @@ class UniqueInputs:
     texts: dict[str, str] = field(default_factory=dict)
     images: dict[str, bytes] = field(default_factory=dict)
 
-    def add_text(self, text: str) -> str:
+    def add_text(self, text: str | None) -> str | None:
+        """Key of a text (``None`` for ``None``: a dataset without that text has no key)."""
+        if text is None:
+            return None
         key = content_key(text)
         self.texts.setdefault(key, text)
         return key
@@ -82,7 +87,9 @@ class MentionTable:
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
     ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
     ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
-    model builds its own text (`EmbeddingAdapter.mention_texts`).
+    model builds its own text (`EmbeddingAdapter.mention_texts`). ``columns`` are the columns of the dataset's
+    ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks, and the keys of an
+    absent column are all ``None`` (`missing_inputs` tells which tasks that rules out).
     """
 
     ids: list[str]
@@ -96,9 +103,14 @@ class MentionTable:
     gold_qids: list[str] = field(default_factory=list)
     dropped_nil: int = 0
     mention_parts: list[dict[str, str]] = field(default_factory=list)
+    columns: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def text_formats(self) -> list[str]:
+        """The mention text formats the dataset has."""
+        return [name for name in TEXT_FORMATS if text_column(name) in self.columns]
 
 
 @dataclass
@@ -109,8 +121,10 @@ class KnowledgeBase:
     """
 
     qids: list[str]
-    texts: list[str]
+    texts: list[str | None]
     images: list[str | None]
+    has_text: bool = True
+    has_image: bool = True
 
     def __len__(self) -> int:
         return len(self.qids)
@@ -169,16 +183,41 @@ def check_names(values: Sequence[str], valid: Sequence[str], what: str) -> list[
     return list(values)
 
 
-def _load_rows(path: str, splits: Sequence[str], columns: list[str]) -> Iterable[dict]:
+REQUIRED_COLUMNS = ("id", "topic", "label", "gold_qid", "candidate_qids")
+"""Columns every ``mentions`` config has; the others belong to a modality a converted peer dataset may lack."""
+
+
+def _open_split(
+    path: str, config: str, split: str, columns: Sequence[str], required: Sequence[str]
+) -> tuple[datasets.Dataset, frozenset[str]]:
+    """The split's table restricted to those of ``columns`` it has (images left undecoded), and all its columns."""
+    table = datasets.load_dataset(path, config, split=split)
+    all_columns = frozenset(table.column_names)
+    lacking = [name for name in required if name not in table.column_names]
+    if lacking:
+        raise ValueError(
+            f"The {config!r} config of {path} (split {split!r}) has no column {lacking}: it is not in M3EL's layout. "
+            "Export a release with `m3el-dataset build` or convert a peer dataset with `m3el-dataset convert`."
+        )
+    table = table.select_columns([name for name in columns if name in table.column_names])
+    for name, feature in (("mention_image", datasets.Image(decode=False)), ("image", datasets.Image(decode=False)),
+                          ("candidate_images", datasets.List(datasets.Image(decode=False)))):  # fmt: skip
+        if name in table.column_names:
+            table = table.cast_column(name, feature)
+    return table, all_columns
+
+
+def _load_rows(path: str, splits: Sequence[str], columns: list[str], available: set[str]) -> Iterable[dict]:
+    """Each mention of ``splits`` once, with ``columns`` (``None`` where absent); adds the config's columns to
+    ``available``."""
     seen: set[str] = set()
     for split in splits:
-        table = datasets.load_dataset(path, MENTIONS_CONFIG, split=split).select_columns(columns)
-        table = table.cast_column("mention_image", datasets.Image(decode=False))
-        table = table.cast_column("candidate_images", datasets.List(datasets.Image(decode=False)))
+        table, all_columns = _open_split(path, MENTIONS_CONFIG, split, columns, REQUIRED_COLUMNS)
+        available.update(all_columns)
         for row in table:
             if row["id"] not in seen:  # a topic split overlaps the learning splits
                 seen.add(row["id"])
-                yield row
+                yield {name: row.get(name) for name in columns}
 
 
 def load_mentions(
@@ -198,14 +237,14 @@ def load_mentions(
     splits = check_names(splits, ALL_SPLITS, "split")
     topics = None if topics is None else [check_topic(topic) for topic in topics]
     text_formats = [check_text_format(name) for name in text_formats]
-    columns = ["id", "topic", "label", "gold_qid", "mention_image", "candidate_texts", "candidate_images"]
+    columns = [*REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
     columns += [text_column(name) for name in text_formats]
     parts = needs_parts(text_formats)
     columns += list(PART_COLUMNS.values()) if parts else []
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
-    gold = []
-    for row in _load_rows(path, splits, columns):
+    gold, available = [], set()
+    for row in _load_rows(path, splits, columns, available):
         if topics is not None and row["topic"] in TOPICS and row["topic"] not in topics:
             continue
         if drop_nil and not row["gold_qid"]:
@@ -220,8 +259,10 @@ def load_mentions(
         table.mention_images.append(inputs.add_image(row["mention_image"]))
         if parts:
             table.mention_parts.append({part: row[column] for part, column in PART_COLUMNS.items()})
-        table.candidate_texts.append([inputs.add_text(text) for text in row["candidate_texts"]])
-        table.candidate_images.append([inputs.add_image(cell) for cell in row["candidate_images"]])
+        absent = [None] * len(row["candidate_qids"])  # a modality the dataset lacks: no key for any candidate
+        table.candidate_texts.append([inputs.add_text(text) for text in row["candidate_texts"] or absent])
+        table.candidate_images.append([inputs.add_image(cell) for cell in row["candidate_images"] or absent])
+    table.columns = frozenset(available)
     if not table.ids:
         which = "any topic" if topics is None else f"topics {list(topics)}"
         raise ValueError(f"No mention of {which} in splits {list(splits)} of {path}.")
@@ -234,20 +275,55 @@ def load_mentions(
 def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
     """Read the ``kb`` config of the dataset at ``path``, adding each entity's text and image to ``inputs``."""
     try:
-        table = datasets.load_dataset(path, KB_CONFIG, split=KB_SPLIT)
+        table, columns = _open_split(path, KB_CONFIG, KB_SPLIT, ["qid", "name", "description", "image"], ["qid"])
     except ValueError as error:  # datasets names the configs it found
         message = f"{path} has no usable {KB_CONFIG!r} config, which the kb protocol ranks against: {error}"
         raise ValueError(message) from error
-    table = table.select_columns(["qid", "name", "description", "image"])
-    table = table.cast_column("image", datasets.Image(decode=False))
-    kb = KnowledgeBase([], [], [])
+    kb = KnowledgeBase([], [], [], has_text="name" in columns, has_image="image" in columns)
     for row in table:
         kb.qids.append(row["qid"])
-        kb.texts.append(inputs.add_text(entity_text(row["name"], row["description"])))
-        kb.images.append(inputs.add_image(row["image"]))
+        text = entity_text(row["name"], row.get("description") or "") if kb.has_text else None
+        kb.texts.append(inputs.add_text(text))
+        kb.images.append(inputs.add_image(row.get("image")))
     duplicates = len(kb.qids) - len(set(kb.qids))
     if duplicates or not kb.qids:
         problem = f"{duplicates} duplicate QIDs" if duplicates else "no entity"
         raise ValueError(f"The {KB_CONFIG!r} config of {path} has {problem}; re-export the dataset.")
     logger.info("Loaded a knowledge base of %d entities from %s", len(kb), path)
     return kb
+
+
+def missing_inputs(
+    task: str, text_formats: Sequence[str], mentions: MentionTable, kb: KnowledgeBase | None = None
+) -> list[str]:
+    """What the dataset lacks to score ``task`` (e.g. ``["mention text 'M-S1'", "entity image"]``; empty: nothing).
+
+    The entities are the mentions' candidates, or with ``kb`` the knowledge base's entities.
+    """
+    spec, columns, lacking = parse_task(task), mentions.columns, []
+    if spec.mention_text:
+        lacking += [f"mention text {name!r}" for name in text_formats if text_column(name) not in columns]
+        lacking += [] if text_formats else ["mention text"]
+    if spec.mention_image and "mention_image" not in columns:
+        lacking.append("mention image")
+    has_text = kb.has_text if kb is not None else "candidate_texts" in columns
+    has_image = kb.has_image if kb is not None else "candidate_images" in columns
+    lacking += ["entity text"] if spec.entity_text and not has_text else []
+    lacking += ["entity image"] if spec.entity_image and not has_image else []
+    return lacking
+
+
+def check_supported(
+    name: str, tasks: Sequence[str], text_formats: Sequence[str], mentions: MentionTable, kb: KnowledgeBase | None
+) -> None:
+    """Raise ``ValueError`` naming what dataset ``name`` lacks for a task, and the tasks and formats it supports."""
+    for task in tasks:
+        lacking = missing_inputs(task, text_formats, mentions, kb)
+        if lacking:
+            formats = mentions.text_formats()
+            supported = [t for t in TASKS if not missing_inputs(t, formats[:1], mentions, kb)]
+            raise ValueError(
+                f"Dataset {name!r} cannot be scored on {task}: it has no {', '.join(lacking)}. It supports the tasks "
+                f"{', '.join(supported) or 'none'} and the mention text formats {', '.join(formats) or 'none'}; "
+                "choose among them (`task:`/`text_format:` in its `datasets` entry, or --tasks/--text_formats)."
+            )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, parse_task
 from m3el_dataset.converters.published import PUBLISHED_FIGURES
 
 from .data import check_names
@@ -60,6 +60,11 @@ class DatasetSpec:
         check_names(self.splits, ALL_SPLITS, f"split of dataset {self.name!r}")
         if self.published is not None:
             check_names([self.published], list(PUBLISHED_FIGURES), f"published figures of dataset {self.name!r}")
+
+    @property
+    def mention_text_formats(self) -> tuple[str, ...]:
+        """The text formats read: none when no task has a mention text (an image-only dataset has no text)."""
+        return self.text_formats if any(parse_task(task).mention_text for task in self.tasks) else ()
 
 
 def _entry_mapping(entry: Any) -> dict[str, Any]:
