@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from converter_fixtures import write_wikidiverse, write_wikiperson
 from release_fixtures import small_release
 from safetensors.torch import load_file
 from two_processes import launch_two_cpu_processes
@@ -12,6 +13,7 @@ from benchmark.train import main, parse_arguments
 from benchmark.training import trainer as trainer_module
 from benchmark.training.checkpointing import latest_checkpoint
 from benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
+from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.sample import SAMPLE_DIR
 
@@ -165,6 +167,36 @@ def test_bad_arguments_are_named(argv, message):
 def test_dataset_without_the_train_split_is_named(tmp_path, sample_hub):
     with pytest.raises(ValueError, match="no split 'training'"):
         main(_args(tmp_path / "run", sample_hub, "--train_split", "training"))
+
+
+@pytest.fixture(scope="module")
+def peer_hubs(tmp_path_factory):
+    """WikiDiverse (no entity image) and WIKIPerson (images only), converted from fixtures."""
+    root = tmp_path_factory.mktemp("peers")
+    wikidiverse = convert("wikidiverse", write_wikidiverse(root / "wd"), root / "wd-hub", ExportConfig()).out_dir
+    wikiperson = convert("wikiperson", write_wikiperson(root / "wp"), root / "wp-hub", ExportConfig()).out_dir
+    return {"wikidiverse": wikidiverse, "wikiperson": wikiperson}
+
+
+@pytest.mark.parametrize(("peer", "task"), [("wikidiverse", "ITm-Te"), ("wikiperson", "Im-Ie")])
+def test_a_converted_peer_trains_on_the_modalities_it_has(tmp_path, peer_hubs, peer, task):
+    extra = ["--max_steps", "1", "--validation_split", "", "--task", task, "--per_device_train_batch_size", "2"]
+    result = main(_args(tmp_path / "run", peer_hubs[peer], *extra))
+    assert result.steps == 1 and (result.output_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("peer", "task", "message"),
+    [
+        ("wikidiverse", "ITm-ITe", "cannot train on ITm-ITe with text format M-S1: it has no column candidate_images. "
+         "With that format it supports the tasks Tm-Te, Im-Te, ITm-Te;"),
+        ("wikiperson", "Tm-Ie", "it has no column mention_name, sentence1. With that format it supports the tasks "
+         "Im-Ie;"),
+    ],
+)  # fmt: skip
+def test_a_task_the_peer_lacks_a_modality_for_is_refused_before_training(tmp_path, peer_hubs, peer, task, message):
+    with pytest.raises(ValueError, match=message):
+        main(_args(tmp_path / "run", peer_hubs[peer], "--task", task, "--validation_split", ""))
 
 
 def test_arguments_from_a_yaml_file(tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import datasets
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
+from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
 from m3el_dataset.images import decode_rgb
 from m3el_dataset.sample import resolve_sample
 
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 MENTIONS_CONFIG = "mentions"
 IMAGE_COLUMNS = ("mention_image", "candidate_images")
+PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
+"""The column of each part of a mention text template (``{S1} {M}: {D}``)."""
 
 
 def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
@@ -49,10 +53,46 @@ def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datase
             loaded = datasets.load_dataset(dataset, MENTIONS_CONFIG, split=split, cache_dir=cache_dir)
     except ValueError as error:
         if "split" in str(error).lower():
-            raise ValueError(f"Dataset {dataset} has no split {split!r}: {error}") from error
+            raise ValueError(
+                f"Dataset {dataset} has no split {split!r}: {error} Choose one with --train_split/--validation_split "
+                "(an empty --validation_split trains without validation)."
+            ) from error
         raise
-    loaded = loaded.cast_column("mention_image", datasets.Image(decode=False))
-    return loaded.cast_column("candidate_images", datasets.List(datasets.Image(decode=False)))
+    if "mention_image" in loaded.column_names:
+        loaded = loaded.cast_column("mention_image", datasets.Image(decode=False))
+    if "candidate_images" in loaded.column_names:
+        loaded = loaded.cast_column("candidate_images", datasets.List(datasets.Image(decode=False)))
+    return loaded
+
+
+def missing_columns(task: TaskSpec, text_format: str, columns: Sequence[str]) -> list[str]:
+    """The columns of the ``mentions`` config that training on ``task`` in ``text_format`` needs and that are absent
+    (a converted peer dataset leaves out those of a modality its source lacks)."""
+    needed = []
+    if task.mention_text:
+        needed += [PART_COLUMNS[part] for part in template_parts(text_format)]
+    needed += ["mention_image"] if task.mention_image else []
+    needed += ["candidate_names", "candidate_descriptions"] if task.entity_text else []
+    needed += ["candidate_images"] if task.entity_image else []
+    return [column for column in needed if column not in columns]
+
+
+def check_trainable(dataset: str, columns: Sequence[str], tasks: Sequence[str], text_format: str) -> None:
+    """Raise ``ValueError`` if a task needs a modality the dataset lacks, naming the tasks it can train on."""
+    for task in tasks:
+        lacking = missing_columns(parse_task(task), text_format, columns)
+        if lacking:
+            supported = [name for name in TASKS if not missing_columns(parse_task(name), text_format, columns)]
+            raise ValueError(
+                f"Dataset {dataset} cannot train on {task} with text format {text_format}: it has no column "
+                f"{', '.join(lacking)}. With that format it supports the tasks {', '.join(supported) or 'none'}; "
+                "choose among them with --task (or another --text_format)."
+            )
+
+
+def template_parts(text_format: str) -> list[str]:
+    """The parts a text format's template names, e.g. ``["S1", "M", "D"]`` for ``S1-M-D``."""
+    return [name for _, name, _, _ in string.Formatter().parse(TEXT_FORMAT_TEMPLATES[text_format]) if name]
 
 
 def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]:
@@ -161,7 +201,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         row = self.rows[self.indices[item]]
         rng = self._rng(self.indices[item])
         task = self.tasks[rng.randrange(len(self.tasks))] if self.train else self.tasks[0]
-        parts = {"M": row["mention_name"], "S": row["sentence"], "S1": row["sentence1"], "D": row["gold_description"]}
+        parts = {part: row[column] for part, column in PART_COLUMNS.items() if column in row}
         mention_image, failed = self._image(row["mention_image"], rng) if task.mention_image else (None, 0)
         text = self.template.format(**parts) if task.mention_text else None
         mention = EntityView(text, mention_image, task.mention_image, parts)

@@ -24,7 +24,7 @@ from modeling_clip_nd import CLIPNDModel, build_model_card
 
 from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from .data import MentionEntityPairs, PairCollator, load_split
+from .data import MentionEntityPairs, PairCollator, check_trainable, load_split
 from .evaluation import evaluate_accuracy
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .tiny_model import build_tiny_clip_nd
@@ -88,7 +88,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def build_model(model_args: ModelArguments, train_rows) -> tuple[torch.nn.Module, object]:
     """The model to train and its processor: ``tiny`` from scratch, or any CLIP / CLIP-ND checkpoint."""
     if model_args.init == TINY_INIT:
-        texts = [*train_rows["text_S"], *(text for texts in train_rows["candidate_texts"] for text in texts)]
+        columns = train_rows.column_names  # an image-only dataset has neither: the vocabulary is then the base one
+        texts = list(train_rows["text_S"]) if "text_S" in columns else []
+        if "candidate_texts" in columns:
+            texts += [text for texts in train_rows["candidate_texts"] for text in texts]
         return build_tiny_clip_nd(texts, model_args)
     model = CLIPNDModel.from_clip(model_args.init, revision=model_args.revision)
     return model, AutoProcessor.from_pretrained(model_args.init, revision=model_args.revision)
@@ -142,6 +145,7 @@ class CLIPNDTrainer:
             validation_rows = None
             if data_args.validation_split:
                 validation_rows = load_split(data_args.dataset, data_args.validation_split)
+        check_trainable(data_args.dataset, train_rows.column_names, data_args.tasks, data_args.text_format)
         self.model, self.processor = build_model(model_args, train_rows)
         if args.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
