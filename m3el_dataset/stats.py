@@ -38,7 +38,9 @@ class TopicStatistics:
     gold_elsewhere: int = 0
     gold_absent: int = 0
     surface_differs: int = 0
+    surface_compared: int = 0
     mention_image_is_gold_image: int = 0
+    images_compared: int = 0
     splits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
 
 
@@ -79,9 +81,14 @@ class StatisticsAccumulator:
             return
         stats.gold_first += label == 0
         stats.gold_elsewhere += label > 0
-        stats.surface_differs += row["mention_name"] != collapse_whitespace(row["candidate_names"][label])
+        # A peer dataset without mention names (or images) has nothing to compare: its shares are n/a, not 0%.
+        surface, gold_name = row["mention_name"] or "", collapse_whitespace(row["candidate_names"][label] or "")
+        if surface and gold_name:
+            stats.surface_compared += 1
+            stats.surface_differs += surface != gold_name
         mention_image, gold_image = row["mention_image"], row["candidate_images"][label]
         if mention_image is not None and gold_image is not None:
+            stats.images_compared += 1
             stats.mention_image_is_gold_image += mention_image["bytes"] == gold_image["bytes"]
 
     def result(self, report: BuildReport | None) -> DatasetStatistics:
@@ -151,15 +158,17 @@ def format_statistics(stats: DatasetStatistics) -> str:
     lines += ["", "| Topic | Gold first | Gold elsewhere | Gold absent | Surface ≠ gold name | Image = gold's |"]
     lines.append("|---|---|---|---|---|---|")
     for name, topic in rows:
-        present = topic.gold_first + topic.gold_elsewhere
         shares = [
             _percent(topic.gold_first, topic.mentions),
             _percent(topic.gold_elsewhere, topic.mentions),
             _percent(topic.gold_absent, topic.mentions),
-            _percent(topic.surface_differs, present),
-            _percent(topic.mention_image_is_gold_image, present),
+            _percent(topic.surface_differs, topic.surface_compared),
+            _percent(topic.mention_image_is_gold_image, topic.images_compared),
         ]
         lines.append(f"| {name} | " + " | ".join(shares) + " |")
     lines += ["", "Data quality: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.quality.items())]
-    lines.append("(surface and image shares are among mentions whose gold is a candidate; -1: no build report found)")
+    lines.append(
+        "(surface and image shares are among mentions whose gold is a candidate and that have both names, or both "
+        "images; n/a: none has; -1: no build report found)"
+    )
     return "\n".join(lines)

@@ -38,6 +38,7 @@ def test_stats_counts_quality_problems_and_identical_images(tmp_path, capsys):
     assert (movies["gold_first"], movies["gold_elsewhere"], movies["gold_absent"]) == (1, 1, 1)
     assert movies["mention_image_is_gold_image"] == 1  # the gold image of movie 0 is no longer readable
     assert movies["surface_differs"] == 1  # "entity 0" vs "Entity 0"; "Entity 1" matches
+    assert (movies["surface_compared"], movies["images_compared"]) == (2, 1)  # the gold image of movie 0 is unreadable
     assert movies["images"] == 3 * 4 - 3
 
 
@@ -132,3 +133,14 @@ def test_stats_of_a_converted_peer_dataset_use_its_own_group(tmp_path, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert list(stats["topics"]) == ["wikimel"] and stats["all"]["mentions"] == 6
     assert stats["all"]["gold_absent"] == 2  # the NIL mentions, kept and counted
+
+
+def test_stats_of_a_peer_without_mention_names_or_images_say_n_a_not_zero(tmp_path, capsys):
+    from converter_fixtures import write_diffusiondb_parquet
+
+    source = write_diffusiondb_parquet(tmp_path / "ddb")
+    assert main(["convert", "diffusiondb", str(source), str(tmp_path / "hub")]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(tmp_path / "hub")]) == 0
+    table = capsys.readouterr().out
+    assert "| all | 100.0% | 0.0% | 0.0% | n/a | n/a |" in table  # a prompt has no surface form; no mention image
