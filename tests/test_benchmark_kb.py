@@ -179,8 +179,12 @@ def peer_datasets(tmp_path_factory) -> dict[str, str]:
         "WIKIPerson": ("wikiperson", write_wikiperson),
         "WikiDiverse": ("wikidiverse", write_wikidiverse),
     }
-    return {name: str(convert(fmt, write(root / fmt), root / f"{fmt}-hub", ExportConfig()).out_dir)
-            for name, (fmt, write) in sources.items()}  # fmt: skip
+    converted = {name: str(convert(fmt, write(root / fmt), root / f"{fmt}-hub", ExportConfig()).out_dir)
+                 for name, (fmt, write) in sources.items()}  # fmt: skip
+    with_candidates = write_wikidiverse(root / "wikidiverse-10cands", with_candidates=True)
+    out_dir = convert("wikidiverse", with_candidates, root / "wikidiverse-10cands-hub", ExportConfig()).out_dir
+    converted["WikiDiverse-10cands"] = str(out_dir)
+    return converted
 
 
 def test_table5_config_runs_on_each_converted_peer_and_the_sample(peer_datasets, clip, tmp_path):
@@ -205,6 +209,17 @@ def test_table5_config_runs_on_each_converted_peer_and_the_sample(peer_datasets,
     assert records["WIKIPerson"]["num_mentions"] == 2 and records["WIKIPerson"]["num_no_gold"] == 1  # one NIL
 
 
+def test_retrieved_candidates_of_wikidiverse_are_ranked_under_the_candidates_protocol(peer_datasets, clip, tmp_path):
+    argv = ["--dataset", peer_datasets["WikiDiverse-10cands"], "--dataset_name", "WikiDiverse", "--models",
+            f"CLIP={clip}", "--train_tiny", "false", "--tasks", "ITm-Te", "--headline_task", "ITm-Te",
+            "--text_formats", "M-S1", "--headline_format", "M-S1", "--splits", "train", "validation", "test",
+            "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
+            "--num_workers", "0"]  # fmt: skip
+    record = next(r for r in main(argv).results["results"] if r["topic"] == "all")
+    assert record["protocol"] == "candidates" and record["num_mentions"] == 4
+    assert record["num_no_gold"] == 2  # the NIL mention and the Packers, whose gold retrieval missed
+
+
 def test_an_image_only_knowledge_base_has_no_entity_text(peer_datasets):
     mentions = load_mentions(peer_datasets["WIKIPerson"], ["train", "test"], None, [])
     kb = load_kb(peer_datasets["WIKIPerson"], mentions.inputs)
@@ -217,22 +232,25 @@ def test_an_image_only_knowledge_base_has_no_entity_text(peer_datasets):
 @pytest.mark.parametrize(
     ("dataset", "task", "text_format", "protocol", "message"),
     [
-        ("WIKIPerson", "Tm-Te", "M-S1", "kb", r"on Tm-Te: it has no mention text 'M-S1', entity text\. It supports "
-         r"the tasks Im-Ie and the mention text formats none"),
-        ("DiffusionDB", "Tm-Ie", "M-S1", "kb", r"on Tm-Ie: it has no mention text 'M-S1'\. It supports the tasks "
-         r"Tm-Ie and the mention text formats S1, S;"),
-        ("WikiDiverse", "ITm-ITe", "M-S1", "candidates", r"on ITm-ITe: it has no entity image\. It supports the "
-         r"tasks Tm-Te, Im-Te, ITm-Te and the mention text formats S1, S, M-S1"),
+        ("WIKIPerson", "Tm-Te", "M-S1", "kb", r"cannot be scored on Tm-Te: it has no mention text 'M-S1', entity "
+         r"text\. It supports the tasks Im-Ie and the mention text formats none"),
+        ("DiffusionDB", "Tm-Ie", "M-S1", "kb", r"cannot be scored on Tm-Ie: it has no mention text 'M-S1'\. It "
+         r"supports the tasks Tm-Ie and the mention text formats S1, S;"),
+        ("WikiDiverse-10cands", "ITm-ITe", "M-S1", "candidates", r"cannot be scored on ITm-ITe: it has no entity "
+         r"image\. It supports the tasks Tm-Te, Im-Te, ITm-Te and the mention text formats S1, S, M-S1"),
+        ("WikiDiverse", "ITm-Te", "M-S1", "candidates", r"has at most one candidate per mention \(a converted peer "
+         r"lists only the gold\), so ranking among candidates would be trivial; rank against its knowledge base"),
     ],
 )  # fmt: skip
 def test_a_task_the_dataset_lacks_a_modality_for_is_refused_with_what_it_supports(
     peer_datasets, clip, tmp_path, dataset, task, text_format, protocol, message
 ):
     argv = ["--dataset", peer_datasets[dataset], "--dataset_name", dataset, "--protocol", protocol, "--models",
-            f"CLIP={clip}", "--tasks", task, "--headline_task", task, "--text_formats", text_format,
-            "--headline_format", text_format, "--splits", "test", "--output_dir", str(tmp_path / "out"),
-            "--cache_dir", str(tmp_path / "cache"), "--num_workers", "0"]  # fmt: skip
-    with pytest.raises(ValueError, match=f"Dataset '{dataset}' cannot be scored {message}"):
+            f"CLIP={clip}", "--train_tiny", "false", "--tasks", task, "--headline_task", task,
+            "--text_formats", text_format, "--headline_format", text_format, "--splits", "test",
+            "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
+            "--num_workers", "0"]  # fmt: skip
+    with pytest.raises(ValueError, match=f"Dataset '{dataset}' {message}"):
         main(argv)
 
 

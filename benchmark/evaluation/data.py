@@ -316,7 +316,17 @@ def missing_inputs(
 def check_supported(
     name: str, tasks: Sequence[str], text_formats: Sequence[str], mentions: MentionTable, kb: KnowledgeBase | None
 ) -> None:
-    """Raise ``ValueError`` naming what dataset ``name`` lacks for a task, and the tasks and formats it supports."""
+    """Raise ``ValueError`` naming what dataset ``name`` lacks for a task, and the tasks and formats it supports.
+
+    Without ``kb`` (the candidates protocol) a dataset whose mentions have at most one candidate is refused too:
+    a converted peer lists the gold alone, and ranking one candidate would report a meaningless 100%.
+    """
+    if kb is None and all(len(keys) <= 1 for keys in mentions.candidate_texts):
+        raise ValueError(
+            f"Dataset {name!r} has at most one candidate per mention (a converted peer lists only the gold), so "
+            "ranking among candidates would be trivial; rank against its knowledge base with the kb protocol "
+            "(`protocol: kb` in its `datasets` entry, or --protocol kb)."
+        )
     for task in tasks:
         lacking = missing_inputs(task, text_formats, mentions, kb)
         if lacking:
