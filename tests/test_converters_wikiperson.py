@@ -52,6 +52,10 @@ def test_bad_boxes_and_files(tmp_path):
     assert [(s.file, s.index, s.field) for s in result.report.skipped_records] == [
         ("WIKIPerson_Test.json", 0, "boundingbox")
     ]
+    for path in (src / "kb_image").iterdir():
+        path.unlink()
+    with pytest.raises(FileNotFoundError, match=r"No entity image in .*kb_image: the WIKIPerson converter reads"):
+        convert("wikiperson", src, tmp_path / "out3", ExportConfig())
     for path in src.glob("*.json"):
         path.unlink()
     with pytest.raises(FileNotFoundError, match="WIKIPerson_Train"):

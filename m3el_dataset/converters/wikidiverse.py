@@ -17,9 +17,10 @@ the only candidate. The ``kb`` config lists every gold and candidate entity once
 
 Mention images are the downloaded Wikinews images, in ``wikinewsImgs/`` (or ``wikinews_imgs/``), named as the
 README says: the MD5 of the URL's file name followed by its extension, ``.svg`` saved as ``.png``. Entity images
-are only distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``. **Assumed** (not documented):
-descriptions come from an optional ``entity2desc*`` file of ``<entity>@@@@<description>`` lines; without it the
-``D`` formats are left out and descriptions are empty.
+are only distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``. Descriptions come from the
+optional ``entity2desc*`` file ("split with '@@@@'", the README says): ``<entity>@@@@<description>`` lines, the
+entity given as a name or a URL (both keyed as above); without it the ``D`` formats are left out and descriptions
+are empty.
 """
 
 from __future__ import annotations

@@ -86,6 +86,12 @@ def read_kb(src: Path) -> dict[str, KBEntity]:
     """Every ``kb_image/<QID>.<ext>`` file as an entity with that image."""
     folder = src / KB_IMAGE_DIR
     files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if not files:  # without it every entity would be image-less and Im-Ie unscorable: say so, do not export
+        raise FileNotFoundError(
+            f"No entity image in {folder}: the WIKIPerson converter reads its knowledge base from "
+            f"{KB_IMAGE_DIR}/<QID>.<ext> (one image per entity) and the annotated images from {IMAGE_DIR}/. "
+            "Arrange the Kaggle release's files so (this layout is assumed; see the module docstring)."
+        )
     return {path.stem: KBEntity(qid=path.stem, name="", image=f"{KB_IMAGE_DIR}/{path.name}") for path in files}
 
 
