@@ -127,6 +127,20 @@ def write_diffusiondb_parts(root: Path) -> Path:
     return root
 
 
+def write_diffusiondb_zip(root: Path) -> Path:
+    """DiffusionDB's Hub layout: ``images/part-000001.zip`` holding ``part-000001.json`` and the PNG files."""
+    import zipfile
+
+    (root / "images").mkdir(parents=True)
+    table = {name: {"p": prompt, "se": 1234, "c": 7.0, "st": 50, "sa": "k_lms"}
+             for name, prompt in DIFFUSIONDB_PROMPTS.items()}  # fmt: skip
+    with zipfile.ZipFile(root / "images" / "part-000001.zip", "w") as archive:
+        archive.writestr("part-000001.json", json.dumps(table))
+        for name in DIFFUSIONDB_PROMPTS:
+            archive.writestr(name, image_bytes(name))
+    return root
+
+
 WIKIDIVERSE_IMAGE = "https://upload.wikimedia.org/wikipedia/commons/0/06/DetroitLionsRunningPlay-2007.jpg"
 WIKIDIVERSE_PASSAGES = {
     # stem -> passages [text, img_url, topic, [[mention, type, start, end, entity_url], ...]]

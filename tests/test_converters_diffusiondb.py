@@ -1,14 +1,19 @@
 import datasets
 import pytest
 import yaml
-from converter_fixtures import DIFFUSIONDB_PROMPTS, write_diffusiondb_parquet, write_diffusiondb_parts
+from converter_fixtures import (
+    DIFFUSIONDB_PROMPTS,
+    write_diffusiondb_parquet,
+    write_diffusiondb_parts,
+    write_diffusiondb_zip,
+)
 from PIL import Image
 
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig
 
 
-@pytest.mark.parametrize("write", [write_diffusiondb_parquet, write_diffusiondb_parts])
+@pytest.mark.parametrize("write", [write_diffusiondb_parquet, write_diffusiondb_parts, write_diffusiondb_zip])
 def test_prompts_link_to_their_images(tmp_path, write):
     result = convert("diffusiondb", write(tmp_path / "src"), tmp_path / "hub", ExportConfig())
     meta = yaml.safe_load((result.out_dir / "README.md").read_text(encoding="utf-8").split("---")[1])
@@ -37,3 +42,23 @@ def test_missing_prompt_and_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="2m_random_1k"):
         convert("diffusiondb", tmp_path / "empty", tmp_path / "out2", ExportConfig())
+
+
+def test_zipped_parts_name_the_broken_archive_or_member(tmp_path):
+    src = write_diffusiondb_zip(tmp_path / "src")
+    archive = src / "images" / "part-000001.zip"
+    data = archive.read_bytes()
+    archive.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"images/part-000001.zip: not a readable zip archive"):
+        convert("diffusiondb", src, tmp_path / "out", ExportConfig())
+    import zipfile
+
+    archive.unlink()
+    with zipfile.ZipFile(archive, "w") as broken:
+        broken.writestr("other.json", "{}")
+    with pytest.raises(ValueError, match=r"images/part-000001.zip: no part-000001.json inside the archive"):
+        convert("diffusiondb", src, tmp_path / "out", ExportConfig())
+    archive.write_bytes(data)
+    write_diffusiondb_parts(src)  # the same prompts unzipped beside the archive
+    with pytest.raises(ValueError, match="more than one DiffusionDB layout"):
+        convert("diffusiondb", src, tmp_path / "out", ExportConfig())

@@ -11,13 +11,17 @@ dataset card of ``poloclub/diffusiondb``):
 
 * the Parquet shards of the ``2m_random_1k`` config (``*.parquet``, at any depth), with columns ``image``
   (``{"bytes", "path"}``) and ``prompt`` (``seed``, ``step``, ``cfg``, ``sampler``, ... are not used);
-* the raw parts: ``part-NNNNNN/part-NNNNNN.json`` mapping each image file name to ``{"p": prompt, "se": seed,
-  "c": cfg, "st": steps, "sa": sampler}``, with the PNG files beside it.
+* the raw parts as the Hub stores them, ``images/part-NNNNNN.zip`` (the loading script downloads these), each
+  holding ``part-NNNNNN.json``, which maps each image file name to ``{"p": prompt, "se": seed, "c": cfg, "st":
+  steps, "sa": sampler}``, and the PNG files;
+* the same parts unzipped: ``part-NNNNNN/part-NNNNNN.json`` with the PNG files beside it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -35,7 +39,7 @@ SPLIT = "test"
 
 
 class _RowImage(ImageResolver):
-    """The image of the Parquet row being converted, served to `record_to_row` as if it were a file."""
+    """The image of the Parquet row (or zip member) being converted, served to `record_to_row` as if it were a file."""
 
     def __init__(self, decode_check: bool):
         super().__init__(".", decode_check=decode_check)
@@ -43,7 +47,7 @@ class _RowImage(ImageResolver):
 
     def load(self, local_path: str) -> LoadedImage:
         if local_path != self.path or not self.data:
-            return LoadedImage(ImageStatus.MISSING, local_path, detail="no image bytes in the Parquet row")
+            return LoadedImage(ImageStatus.MISSING, local_path, detail="no image bytes in the source")
         problem = image_decode_problem(self.data) if self.decode_check else None
         if problem:
             return LoadedImage(ImageStatus.UNREADABLE, local_path, detail=problem)
@@ -97,19 +101,57 @@ def iter_part_rows(files: list[Path], src: Path, config: ExportConfig, report: B
                 report.add_skip(error)
 
 
+def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
+    """Rows from zipped parts (``part-NNNNNN.zip`` holding ``part-NNNNNN.json`` and the PNG files), read in place."""
+    images = _RowImage(config.decode_check)
+    for path in files:
+        file = path.relative_to(src).as_posix()
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as error:
+            raise ReleaseRecordError(file, None, None, f"not a readable zip archive ({error})") from error
+        with archive:
+            try:
+                table = json.loads(archive.read(f"{path.stem}.json"))
+            except KeyError as error:
+                raise ReleaseRecordError(file, None, None, f"no {path.stem}.json inside the archive") from error
+            except ValueError as error:
+                raise ReleaseRecordError(file, None, None, f"{path.stem}.json is not valid JSON ({error})") from error
+            if not isinstance(table, dict):
+                raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
+            members = set(archive.namelist())
+            for index, (image_name, params) in enumerate(table.items()):
+                try:
+                    prompt = require(params, "p", str, (file, index))
+                    images.path = f"{file}/{image_name}"
+                    images.data = archive.read(image_name) if image_name in members else b""
+                    yield _row(file, index, prompt, images.path, images, report)
+                except ReleaseRecordError as error:
+                    if not config.skip_invalid:
+                        raise
+                    report.add_skip(error)
+
+
 def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
     """Convert DiffusionDB ``2m_random_1k`` (Parquet shards or raw parts) into our Hub layout (task ``Tm-Ie``)."""
     src = source_folder(src_dir)
     report = BuildReport()
     shards = sorted(src.rglob("*.parquet"))
     parts = sorted(p for p in src.rglob("part-*.json") if p.stem == p.parent.name)
+    archives = sorted(src.rglob("part-*.zip"))
+    if sum(map(bool, (shards, parts, archives))) > 1:
+        raise ValueError(f"{src} holds more than one DiffusionDB layout (Parquet shards, part-*.zip archives, "
+                         "unzipped part-* folders); keep one, so that no prompt is converted twice.")  # fmt: skip
     if shards:
         rows = iter_parquet_rows(shards, src, config, report)
     elif parts:
         rows = iter_part_rows(parts, src, config, report)
+    elif archives:
+        rows = iter_zip_rows(archives, src, config, report)
     else:
-        raise FileNotFoundError(f"No DiffusionDB data in {src}: expected the 2m_random_1k Parquet shards or "
-                                "part-NNNNNN/part-NNNNNN.json files with their images.")  # fmt: skip
+        raise FileNotFoundError(f"No DiffusionDB data in {src}: expected the 2m_random_1k Parquet shards, "
+                                "images/part-NNNNNN.zip archives, or unzipped part-NNNNNN/part-NNNNNN.json files "
+                                "with their images.")  # fmt: skip
     fields = published.card_fields(
         NAME,
         description="DiffusionDB pairs images generated by Stable Diffusion with the prompts real users wrote. Here "
