@@ -34,7 +34,9 @@ def text_column(text_format: str) -> str:
 
 
 TEXT_COLUMNS: tuple[str, ...] = tuple(text_column(name) for name in TEXT_FORMATS)
-MENTION_TEXT_COLUMNS: tuple[str, ...] = ("mention_name", "sentence", "sentence1", "gold_description", *TEXT_COLUMNS)
+PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
+"""The column of each part of a mention text template (``{S1} {M}: {D}``)."""
+MENTION_TEXT_COLUMNS: tuple[str, ...] = (*PART_COLUMNS.values(), *TEXT_COLUMNS)
 ENTITY_TEXT_COLUMNS: tuple[str, ...] = ("candidate_names", "candidate_descriptions", "candidate_texts")
 COMMON_COLUMNS: tuple[str, ...] = ("id", "topic", "split", "gold_qid", "candidate_qids", "label")
 

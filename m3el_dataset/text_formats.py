@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 
 from .constants import ENTITY_TEXT_TEMPLATE, TEXT_FORMAT_TEMPLATES
 
@@ -66,6 +67,11 @@ def mention_parts(name: str, sentence: str, description: str) -> dict[str, str]:
         "S1": sentence_with_mention(context, name),
         "D": collapse_whitespace(description),
     }
+
+
+def template_parts(text_format: str) -> list[str]:
+    """The parts a text format's template names, in order, e.g. ``["S1", "M", "D"]`` for ``S1-M-D``."""
+    return [name for _, name, _, _ in string.Formatter().parse(TEXT_FORMAT_TEMPLATES[text_format]) if name]
 
 
 def format_mention_texts(parts: dict[str, str]) -> dict[str, str]:

@@ -67,3 +67,10 @@ def test_templates_are_exactly_the_issue_templates():
 
 def test_entity_text():
     assert entity_text("Kansas", "American rock\nband") == "Kansas: American rock band"
+
+
+def test_template_parts_name_each_part_in_order():
+    from m3el_dataset.text_formats import template_parts
+
+    assert template_parts("S1-M-D") == ["S1", "M", "D"] and template_parts("M-S") == ["M", "S"]
+    assert template_parts("S") == ["S"]

@@ -29,14 +29,12 @@ from m3el_dataset.constants import (
     parse_task,
 )
 from m3el_dataset.export import ExportConfig, export_release
-from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, text_column
+from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column
 from m3el_dataset.sample import SAMPLE_NAME, resolve_sample
 from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
 
-PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
-"""The column of each part of a mention text format template (``{S1} {M}: {D}``)."""
 
 
 def needs_parts(text_formats: Sequence[str]) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,9 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
 from m3el_dataset.images import decode_rgb
+from m3el_dataset.rows import PART_COLUMNS
 from m3el_dataset.sample import resolve_sample
+from m3el_dataset.text_formats import template_parts
 
 from .arguments import DataArguments
 
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 MENTIONS_CONFIG = "mentions"
 IMAGE_COLUMNS = ("mention_image", "candidate_images")
-PART_COLUMNS: dict[str, str] = {"M": "mention_name", "S": "sentence", "S1": "sentence1", "D": "gold_description"}
-"""The column of each part of a mention text template (``{S1} {M}: {D}``)."""
 
 
 def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
@@ -88,11 +87,6 @@ def check_trainable(dataset: str, columns: Sequence[str], tasks: Sequence[str], 
                 f"{', '.join(lacking)}. With that format it supports the tasks {', '.join(supported) or 'none'}; "
                 "choose among them with --task (or another --text_format)."
             )
-
-
-def template_parts(text_format: str) -> list[str]:
-    """The parts a text format's template names, e.g. ``["S1", "M", "D"]`` for ``S1-M-D``."""
-    return [name for _, name, _, _ in string.Formatter().parse(TEXT_FORMAT_TEMPLATES[text_format]) if name]
 
 
 def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]:
