@@ -127,6 +127,22 @@ def test_rerun_skips_finished_and_retries_failed_up_to_limit(world, tmp_path):
     assert all(row["given_up"] for rows in third["failures"].values() for row in rows)
 
 
+def test_changed_candidate_settings_are_refused_instead_of_mixing_old_and_new_results(world, tmp_path):
+    fake, sources = world
+    _run(fake, sources, tmp_path / "work", stages=("sources", "candidates"))
+    settings = pipeline_settings(fake, tmp_path / "work", sources)
+    settings["candidates"] = {"k": 2}
+    with pytest.raises(ValueError, match=r"Stage 'candidates' in .* other settings \(candidates\.k: 3 -> 2\)"):
+        run_pipeline(config_from_dict(settings), stages=("candidates",))
+    settings["candidates"] = {"k": 3}
+    settings["images"]["max_images_per_entity"] = 1
+    config = config_from_dict(settings)
+    run_pipeline(config, stages=("images",))  # first images run: records its settings
+    settings["images"]["max_images_per_entity"] = 2
+    with pytest.raises(ValueError, match=r"Stage 'images' .* \(images\.max_images_per_entity: 1 -> 2\)"):
+        run_pipeline(config_from_dict(settings), stages=("images",))
+
+
 def test_interrupted_run_resumes_to_identical_output(world, tmp_path):
     fake, sources = world
     clean, _ = _run(fake, sources, tmp_path / "clean")

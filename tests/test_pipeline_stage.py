@@ -9,7 +9,7 @@ import pytest
 
 from m3el_dataset.pipeline.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale_tmp
 from m3el_dataset.pipeline.config import StageSettings
-from m3el_dataset.pipeline.stage import ItemFailure, StageRunner, key_to_filename
+from m3el_dataset.pipeline.stage import ItemFailure, StageRunner, StageSettingsChanged, key_to_filename
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_tmp(tmp_path, monkeypatch):
@@ -87,3 +87,14 @@ def test_unsafe_keys_get_safe_distinct_file_names():
     names = {key_to_filename(k) for k in ["a/b", "a_b", "../x", "Ç"]}
     assert len(names) == 4 and all("/" not in n and not n.startswith(".") for n in names)
     assert key_to_filename("movies-000001-000") == "movies-000001-000.json"
+
+
+def test_a_rerun_with_other_result_settings_is_refused_naming_the_change(tmp_path):
+    settings, fingerprint = StageSettings(workers=1), {"candidates.k": 3, "path": tmp_path}
+    StageRunner("demo", tmp_path, settings, fingerprint=fingerprint).run([("a", "a")], _process)
+    again = StageRunner("demo", tmp_path, StageSettings(workers=2), fingerprint=fingerprint)
+    assert again.run([("a", "a"), ("b", "b")], _process).done == 1  # same settings: resumes
+    changed = StageRunner("demo", tmp_path, settings, fingerprint={"candidates.k": 5, "path": tmp_path})
+    with pytest.raises(StageSettingsChanged, match=r"other settings \(candidates\.k: 3 -> 5\)\. Delete .* to redo"):
+        changed.run([("c", "c")], _process)
+    assert not (tmp_path / "done" / "c.json").exists()

@@ -24,8 +24,22 @@ logger = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("sources", "candidates", "images", "records")
 
 
+def stage_fingerprint(config: PipelineConfig, stage: str) -> dict[str, Any]:
+    """The settings that shape a network stage's results, flat (``candidates.k``); politeness and retry settings
+    (HTTP, workers, attempts) are left out, since they change how results are fetched, not what they are."""
+    parts: dict[str, Any] = {"endpoints": asdict(config.endpoints)}
+    parts["endpoints"].pop("maxlag")
+    if stage == "candidates":
+        parts.update(candidates=asdict(config.candidates), disambiguation=asdict(config.disambiguation))
+    elif stage == "images":  # its input is the candidates stage's output: a change there changes it too
+        parts.update(images=asdict(config.images), release={"dir": str(config.release_dir)},
+                     candidates=asdict(config.candidates), disambiguation=asdict(config.disambiguation))  # fmt: skip
+    return {f"{group}.{key}": value for group, values in parts.items() for key, value in values.items()}
+
+
 def _runner(config: PipelineConfig, stage: str, on_commit: Callable[[str], None] | None) -> StageRunner:
-    return StageRunner(stage, config.stage_dir(stage), config.stage, on_commit=on_commit)
+    return StageRunner(stage, config.stage_dir(stage), config.stage, on_commit=on_commit,
+                       fingerprint=stage_fingerprint(config, stage))  # fmt: skip
 
 
 def run_sources(config: PipelineConfig) -> dict[str, int]:

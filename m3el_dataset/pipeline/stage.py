@@ -3,12 +3,15 @@
 A stage's folder holds ``done/<key>.json`` for every finished item and ``failed/<key>.json`` (attempts and
 error) for every item that failed; ``report.json`` lists the failures of the last run. Because an item is
 committed by an atomic rename, a run killed at any point loses at most the items in flight, and a re-run
-neither duplicates nor drops anything.
+neither duplicates nor drops anything. ``settings.json`` records the settings that shape the stage's results: a
+re-run with other ones is refused, so that finished items made under the old settings are never mixed with new
+ones.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -26,6 +29,10 @@ from .config import StageSettings
 logger = logging.getLogger(__name__)
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
+
+
+class StageSettingsChanged(ValueError):
+    """A stage folder holds results made with other settings than the run's."""
 
 
 class ItemFailure(Exception):
@@ -60,6 +67,8 @@ class StageRunner:
         settings (`StageSettings`): attempts limit and concurrency.
         on_commit (`Callable[[str], None]`, *optional*): called in the main thread after each committed item
             (tests use it to simulate a crash after N items).
+        fingerprint (`dict`, *optional*): the settings that shape this stage's results (JSON-able); `run` refuses
+            a folder whose finished items were made with other ones.
     """
 
     def __init__(
@@ -69,11 +78,32 @@ class StageRunner:
         settings: StageSettings,
         *,
         on_commit: Callable[[str], None] | None = None,
+        fingerprint: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.stage_dir = Path(stage_dir)
         self.settings = settings
         self.on_commit = on_commit
+        self.fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
+
+    def check_settings(self) -> None:
+        """Record the fingerprint on the first run; raise `StageSettingsChanged` if a later run's differs."""
+        if self.fingerprint is None:
+            return
+        path = self.stage_dir / "settings.json"
+        if not path.exists():
+            atomic_write_json(path, self.fingerprint)
+            return
+        recorded = read_json(path)
+        if recorded != self.fingerprint:
+            keys = sorted(set(recorded) | set(self.fingerprint))
+            changed = [f"{key}: {recorded.get(key)!r} -> {self.fingerprint.get(key)!r}" for key in keys
+                       if recorded.get(key) != self.fingerprint.get(key)]  # fmt: skip
+            raise StageSettingsChanged(
+                f"Stage {self.name!r} in {self.stage_dir} holds results made with other settings "
+                f"({'; '.join(changed)}). Delete {self.stage_dir} (and the later stages' folders) to redo it with "
+                "the new settings, or run with the old ones."
+            )
 
     def done_path(self, key: str) -> Path:
         return self.stage_dir / "done" / key_to_filename(key)
@@ -92,6 +122,7 @@ class StageRunner:
 
     def run(self, items: Iterable[tuple[str, Any]], process: Callable[[Any], dict[str, Any]]) -> StageCounts:
         """Process every unfinished item of ``items`` (``(key, payload)`` pairs) with ``process``; write the report."""
+        self.check_settings()
         remove_stale_tmp(self.stage_dir)
         counts = StageCounts()
         todo: list[tuple[str, Any]] = []
