@@ -58,7 +58,7 @@ def _convert(args: argparse.Namespace) -> int:
         skip_invalid=args.skip_invalid,
         decode_check=not args.no_decode_check,
         overwrite=args.overwrite,
-        repo_id=args.repo_id or f"<org>/{args.format}",
+        repo_id=args.repo_id,
         license=args.license,
         limits=limits,
     )

@@ -43,7 +43,8 @@ class ExportConfig:
         num_proc (`int`, defaults to 1): processes reading and checking images.
         decode_check (`bool`, defaults to `True`): decode every image once to find corrupt files.
         overwrite (`bool`, defaults to `False`): replace an existing, non-empty output folder.
-        repo_id (`str`): the Hub repository named in the card's examples.
+        repo_id (`str`, *optional*): the Hub repository named in the card's examples (default:
+            ``<org>/<name>``, the dataset's name, e.g. ``<org>/m3el`` or ``<org>/wikimel``).
         license (`str`, defaults to ``"unknown"``): the card's licence field.
         limits (`ShardLimits`): shard and row group sizes.
     """
@@ -52,7 +53,7 @@ class ExportConfig:
     num_proc: int = 1
     decode_check: bool = True
     overwrite: bool = False
-    repo_id: str = "<org>/m3el"
+    repo_id: str | None = None
     license: str = "unknown"
     limits: ShardLimits = field(default_factory=ShardLimits)
 
@@ -158,7 +159,8 @@ def export_rows(
             layout = dataclasses.replace(layout, splits=filled)
         report.save(staging)
         sizes = split_sizes(staging, layout)
-        card = render_dataset_card(statistics, config.repo_id, config.license, layout=layout, sizes=sizes)
+        repo_id = config.repo_id or f"<org>/{layout.name}"
+        card = render_dataset_card(statistics, repo_id, config.license, layout=layout, sizes=sizes)
         card.save(staging / "README.md")
         if out_dir.exists():
             shutil.rmtree(out_dir)

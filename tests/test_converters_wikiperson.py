@@ -24,6 +24,8 @@ def test_only_im_ie_and_no_text_columns(converted):
     ds = datasets.load_dataset(str(converted.out_dir), "mentions", split="train")
     assert not any(column.startswith("text_") or column.startswith("candidate_text") for column in ds.column_names)
     assert datasets.load_dataset(str(converted.out_dir), "kb", split="kb").column_names == ["qid", "image"]
+    card = (converted.out_dir / "README.md").read_text(encoding="utf-8")
+    assert 'load_dataset("<org>/wikiperson", "Im-Ie", split="test")' in card and "<org>/m3el" not in card
 
 
 def test_counts_labels_nil_and_crops(converted):
