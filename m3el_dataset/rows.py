@@ -95,6 +95,17 @@ def config_columns(config_name: str) -> list[str]:
     return [column for column in FEATURES if column in wanted]
 
 
+def undecoded_images(table: datasets.Dataset) -> datasets.Dataset:
+    """``table`` with each image column it has (an image, or a list of them) read as undecoded ``{"bytes", "path"}``
+    cells, so that the reader decodes them itself and an undecodable image does not stop iteration."""
+    for name, feature in list(table.features.items()):
+        if isinstance(feature, datasets.Image):
+            table = table.cast_column(name, datasets.Image(decode=False))
+        elif isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image):
+            table = table.cast_column(name, datasets.List(datasets.Image(decode=False)))
+    return table
+
+
 def config_features(config_name: str) -> datasets.Features:
     """The `datasets.Features` of a config."""
     source = KB_FEATURES if config_name == KB_CONFIG else FEATURES

@@ -29,12 +29,11 @@ from m3el_dataset.constants import (
     parse_task,
 )
 from m3el_dataset.export import ExportConfig, export_release
-from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column
+from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column, undecoded_images
 from m3el_dataset.sample import SAMPLE_NAME, resolve_sample
 from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
-
 
 
 def needs_parts(text_formats: Sequence[str]) -> bool:
@@ -191,18 +190,13 @@ def _open_split(
     """The split's table restricted to those of ``columns`` it has (images left undecoded), and all its columns."""
     table = datasets.load_dataset(path, config, split=split)
     all_columns = frozenset(table.column_names)
-    lacking = [name for name in required if name not in table.column_names]
+    lacking = [name for name in required if name not in all_columns]
     if lacking:
         raise ValueError(
             f"The {config!r} config of {path} (split {split!r}) has no column {lacking}: it is not in M3EL's layout. "
             "Export a release with `m3el-dataset build` or convert a peer dataset with `m3el-dataset convert`."
         )
-    table = table.select_columns([name for name in columns if name in table.column_names])
-    for name, feature in (("mention_image", datasets.Image(decode=False)), ("image", datasets.Image(decode=False)),
-                          ("candidate_images", datasets.List(datasets.Image(decode=False)))):  # fmt: skip
-        if name in table.column_names:
-            table = table.cast_column(name, feature)
-    return table, all_columns
+    return undecoded_images(table.select_columns([name for name in columns if name in all_columns])), all_columns
 
 
 def _load_rows(path: str, splits: Sequence[str], columns: list[str], available: set[str]) -> Iterable[dict]:

@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
 from m3el_dataset.images import decode_rgb
-from m3el_dataset.rows import PART_COLUMNS
+from m3el_dataset.rows import PART_COLUMNS, undecoded_images
 from m3el_dataset.sample import resolve_sample
 from m3el_dataset.text_formats import template_parts
 
@@ -30,7 +30,6 @@ from .arguments import DataArguments
 logger = logging.getLogger(__name__)
 
 MENTIONS_CONFIG = "mentions"
-IMAGE_COLUMNS = ("mention_image", "candidate_images")
 
 
 def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
@@ -57,11 +56,7 @@ def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datase
                 "(an empty --validation_split trains without validation)."
             ) from error
         raise
-    if "mention_image" in loaded.column_names:
-        loaded = loaded.cast_column("mention_image", datasets.Image(decode=False))
-    if "candidate_images" in loaded.column_names:
-        loaded = loaded.cast_column("candidate_images", datasets.List(datasets.Image(decode=False)))
-    return loaded
+    return undecoded_images(loaded)
 
 
 def missing_columns(task: TaskSpec, text_format: str, columns: Sequence[str]) -> list[str]:
