@@ -27,18 +27,21 @@ def _size(text: str) -> int:
     raise argparse.ArgumentTypeError(f"invalid size {text!r}; write e.g. 500MB, 2GB or a number of bytes")
 
 
-def _build(args: argparse.Namespace) -> int:
-    limits = ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows)
-    config = ExportConfig(
+def _export_config(args: argparse.Namespace) -> ExportConfig:
+    """The `ExportConfig` of the options that ``build`` and ``convert`` share (``--num-proc`` is build's only)."""
+    return ExportConfig(
         skip_invalid=args.skip_invalid,
-        num_proc=args.num_proc,
+        num_proc=getattr(args, "num_proc", 1),
         decode_check=not args.no_decode_check,
         overwrite=args.overwrite,
         repo_id=args.repo_id,
         license=args.license,
-        limits=limits,
+        limits=ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows),
     )
-    result = export_release(args.raw_dir, args.out_dir, config)
+
+
+def _build(args: argparse.Namespace) -> int:
+    result = export_release(args.raw_dir, args.out_dir, _export_config(args))
     report = result.report
     print(f"Wrote {result.statistics.total.mentions} mentions, {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
@@ -53,16 +56,7 @@ def _build(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .converters import convert
 
-    limits = ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows)
-    config = ExportConfig(
-        skip_invalid=args.skip_invalid,
-        decode_check=not args.no_decode_check,
-        overwrite=args.overwrite,
-        repo_id=args.repo_id,
-        license=args.license,
-        limits=limits,
-    )
-    result = convert(args.format, args.src_dir, args.out_dir, config)
+    result = convert(args.format, args.src_dir, args.out_dir, _export_config(args))
     nil = result.statistics.total.gold_absent
     print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
@@ -108,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
     build.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
     build.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    build.add_argument("--repo-id", default="<org>/m3el", help="repository named in the card's examples")
+    build.add_argument("--repo-id", default=None, help="repository named in the card's examples (default <org>/m3el)")
     build.add_argument("--license", default="unknown", help="licence field of the card")
     build.set_defaults(handler=_build)
 

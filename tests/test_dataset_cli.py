@@ -12,6 +12,7 @@ from m3el_dataset.sample import SAMPLE_DIR
 def test_build_and_stats_of_the_bundled_sample(tmp_path, capsys):
     assert main(["build", str(SAMPLE_DIR), str(tmp_path / "hub")]) == 0
     assert "Wrote 300 mentions" in capsys.readouterr().out
+    assert 'load_dataset("<org>/m3el"' in (tmp_path / "hub" / "README.md").read_text(encoding="utf-8")
     assert main(["stats", str(tmp_path / "hub"), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert main(["stats", str(SAMPLE_DIR), "--json"]) == 0

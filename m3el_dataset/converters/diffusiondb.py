@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
@@ -82,23 +82,32 @@ def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report
                 index += 1
 
 
+def _part_rows(
+    file: str, table: object, locate: Callable[[str], str], images: ImageResolver, config: ExportConfig,
+    report: BuildReport,
+) -> Iterator[dict]:  # fmt: skip
+    """Rows of one part's table (image file name -> parameters); ``locate`` gives each image's path for ``images``."""
+    if not isinstance(table, dict):
+        raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
+    for index, (image_name, params) in enumerate(table.items()):
+        try:
+            prompt = require(params, "p", str, (file, index))
+            yield _row(file, index, prompt, locate(image_name), images, report)
+        except ReleaseRecordError as error:
+            if not config.skip_invalid:
+                raise
+            report.add_skip(error)
+
+
 def iter_part_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
     """Rows from raw ``part-NNNNNN/part-NNNNNN.json`` files and the PNG files beside them."""
     images = ImageResolver(src, decode_check=config.decode_check)
     for path in files:
-        file = path.relative_to(src).as_posix()
+        file, folder = path.relative_to(src).as_posix(), path.parent.relative_to(src).as_posix()
         (_, table), *rest = list(read_raw_records(path, file)) or [(0, None)]
-        if rest or not isinstance(table, dict):
+        if rest:
             raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
-        for index, (image_name, params) in enumerate(table.items()):
-            try:
-                prompt = require(params, "p", str, (file, index))
-                yield _row(file, index, prompt, f"{path.parent.relative_to(src).as_posix()}/{image_name}", images,
-                           report)  # fmt: skip
-            except ReleaseRecordError as error:
-                if not config.skip_invalid:
-                    raise
-                report.add_skip(error)
+        yield from _part_rows(file, table, lambda name, folder=folder: f"{folder}/{name}", images, config, report)
 
 
 def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
@@ -117,19 +126,14 @@ def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: Bu
                 raise ReleaseRecordError(file, None, None, f"no {path.stem}.json inside the archive") from error
             except ValueError as error:
                 raise ReleaseRecordError(file, None, None, f"{path.stem}.json is not valid JSON ({error})") from error
-            if not isinstance(table, dict):
-                raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
             members = set(archive.namelist())
-            for index, (image_name, params) in enumerate(table.items()):
-                try:
-                    prompt = require(params, "p", str, (file, index))
-                    images.path = f"{file}/{image_name}"
-                    images.data = archive.read(image_name) if image_name in members else b""
-                    yield _row(file, index, prompt, images.path, images, report)
-                except ReleaseRecordError as error:
-                    if not config.skip_invalid:
-                        raise
-                    report.add_skip(error)
+
+            def locate(name: str, file: str = file, archive: zipfile.ZipFile = archive, members=members) -> str:
+                images.path = f"{file}/{name}"  # the member's bytes, served to `_RowImage`
+                images.data = archive.read(name) if name in members else b""
+                return images.path
+
+            yield from _part_rows(file, table, locate, images, config, report)
 
 
 def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
