@@ -1,51 +1,17 @@
-# Trains CLIP-ND as in the M3EL paper: CLIP fine-tuned with a contrastive (InfoNCE) loss whose entity text is
-# augmented with descriptions (aug_T) and whose images are augmented (aug_I), on any M3EL task and text format.
+# Runs CLIP-ND training (`m3el_benchmark.train`) from a clone, as a script:
 #
-#   accelerate launch benchmark/train.py --init openai/clip-vit-base-patch32 --dataset <org>/m3el \
-#       --task ITm-ITe --text_format M-S1 --output_dir outputs/clip_nd --mixed_precision bf16
-#   python benchmark/train.py configs.yaml          # the same arguments from a YAML or JSON file
+#   accelerate launch benchmark/train.py [ARGS]      # or: accelerate launch -m m3el_benchmark.train [ARGS]
+#   python benchmark/train.py [ARGS]                 # or: python -m m3el_benchmark.train [ARGS]
 #
-# The paper's recipe is the default: AdamW lr 1e-5, betas (0.9, 0.98), eps 1e-6, weight decay 0.001, batch 256,
-# 35 epochs. The output folder loads with AutoModel.from_pretrained(output_dir, trust_remote_code=True).
-"""Command-line entry point of CLIP-ND training (the library is `benchmark.training`)."""
+# The library lives in the installed package `m3el_benchmark`; this file only puts the clone first on the path.
+"""Script entry point of `m3el_benchmark.train`."""
 
-from __future__ import annotations
-
-import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import HfArgumentParser
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-if __package__ in (None, ""):  # `accelerate launch benchmark/train.py` runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments  # noqa: E402
-from benchmark.training.trainer import CLIPNDTrainer, TrainResult  # noqa: E402
-
-logger = logging.getLogger(__name__)
-
-
-def parse_arguments(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Parse the command line, or a single ``.yaml``/``.json`` file holding the same arguments."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
-
-
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    """Train and save CLIP-ND; return where it was saved and its validation figures."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model_args, data_args, training_args = parse_arguments(argv)
-    result = CLIPNDTrainer(model_args, data_args, training_args).train()
-    logger.info("Saved CLIP-ND to %s (best validation ACC: %s)", result.output_dir, result.validation_accuracy)
-    return result
-
+from m3el_benchmark.train import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -12,9 +12,8 @@ import datasets
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from hub_cards import template_path
-
 from .constants import ENTITY_TEXT_TEMPLATE, SPLITS, TASKS, TEXT_FORMAT_TEMPLATES, TEXT_FORMATS, TOPICS, parse_task
+from .hub_cards import template_path
 from .rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_columns, config_features, text_column
 from .stats import DatasetStatistics, format_statistics
 

@@ -8,7 +8,6 @@ files travel to the Hub with every saved model (``save_pretrained`` writes their
 from transformers import AutoConfig, AutoModel
 
 from .configuration_clip_nd import CLIPNDConfig
-from .model_card import build_model_card
 from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT, CLIPNDModel, CLIPNDOutput, clip_nd_contrastive_loss
 from .processing_clip_nd import fit_mention_texts, prepare_images, tokenize_texts
 
@@ -20,7 +19,6 @@ __all__ = [
     "CLIPNDConfig",
     "CLIPNDModel",
     "CLIPNDOutput",
-    "build_model_card",
     "clip_nd_contrastive_loss",
     "fit_mention_texts",
     "prepare_images",

@@ -493,8 +493,9 @@ class CLIPNDModel(CLIPModel):
     def save_pretrained(self, save_directory: str | Path, *args, model_card: object | None = None, **kwargs):
         """Save as `PreTrainedModel.save_pretrained` does (safetensors, code files, ``auto_map``), plus a card.
 
-        ``model_card`` (a `huggingface_hub.ModelCard` or its text, e.g. from ``modeling_clip_nd.build_model_card``)
-        is written to ``README.md`` first, so that ``push_to_hub=True`` uploads it too.
+        ``model_card`` (a `huggingface_hub.ModelCard` or its text, e.g. from
+        ``m3el_benchmark.model_card.build_model_card``) is written to ``README.md`` first, so that ``push_to_hub=True``
+        uploads it too.
         """
         if model_card is not None and kwargs.get("is_main_process", True):
             Path(save_directory).mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from tiny_baselines import TINY_BASELINES, place_in_hub_cache, save_tiny_clip_nd
 from tiny_clip import random_images
 from transformers import BertConfig, BertModel
 
-from benchmark.baselines import (
+from m3el_benchmark.baselines import (
     ARCHITECTURES,
     BASELINES,
     FUSION_MULTIMODAL_ENCODER,
@@ -24,8 +24,8 @@ from benchmark.baselines import (
     parse_model_spec,
     similarity,
 )
-from benchmark.evaluation.data import content_key, load_mentions, resolve_dataset
-from benchmark.evaluation.evaluate import model_mention_texts
+from m3el_benchmark.evaluation.data import content_key, load_mentions, resolve_dataset
+from m3el_benchmark.evaluation.evaluate import model_mention_texts
 
 ALL_MODELS = {**TINY_BASELINES, "CLIP-ND": save_tiny_clip_nd}
 TEXTS = ["The Hidden Kingdom: 1969 mystery textbook by Paul Varga", "Paris", "a much longer text " * 20]

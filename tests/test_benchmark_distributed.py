@@ -8,8 +8,8 @@ import pytest
 from tiny_baselines import TINY_BASELINES
 from two_processes import launch_two_cpu_processes
 
-from benchmark.evaluation.data import resolve_dataset
-from benchmark.run import main
+from m3el_benchmark.evaluation.data import resolve_dataset
+from m3el_benchmark.run import main
 
 # One plain dual encoder, one scored per query token, one with its own multimodal fusion.
 MODELS = ("CLIP", "BLIP-2", "FLAVA")

@@ -12,11 +12,11 @@ import torch
 import yaml
 from tiny_clip import save_tiny_clip
 
-from benchmark.baselines import BASELINES
-from benchmark.evaluation.data import MentionTable, UniqueInputs, resolve_dataset
-from benchmark.evaluation.encoding import IMAGE, TEXT, EmbeddingTable
-from benchmark.evaluation.scoring import NO_FORMAT, CandidateScorer, Setting
-from benchmark.run import CONFIG_DIR, BenchmarkArguments, main, parse_arguments
+from m3el_benchmark.baselines import BASELINES
+from m3el_benchmark.evaluation.data import MentionTable, UniqueInputs, resolve_dataset
+from m3el_benchmark.evaluation.encoding import IMAGE, TEXT, EmbeddingTable
+from m3el_benchmark.evaluation.scoring import NO_FORMAT, CandidateScorer, Setting
+from m3el_benchmark.run import CONFIG_DIR, BenchmarkArguments, main, parse_arguments
 from m3el_dataset.constants import TASKS, TEXT_FORMATS
 
 

@@ -13,11 +13,11 @@ from converter_fixtures import write_diffusiondb_parquet, write_mimic, write_wik
 from PIL import Image
 from tiny_clip import save_tiny_clip
 
-from benchmark.baselines import load_adapter, parse_model_spec
-from benchmark.evaluation.data import UniqueInputs, check_supported, load_kb, load_mentions
-from benchmark.evaluation.dataset_specs import dataset_specs
-from benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold, top_k_entities
-from benchmark.run import CONFIG_DIR, main
+from m3el_benchmark.baselines import load_adapter, parse_model_spec
+from m3el_benchmark.evaluation.data import UniqueInputs, check_supported, load_kb, load_mentions
+from m3el_benchmark.evaluation.dataset_specs import dataset_specs
+from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold, top_k_entities
+from m3el_benchmark.run import CONFIG_DIR, main
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig
 

@@ -11,14 +11,14 @@ import pytest
 from accelerate import Accelerator
 from tiny_baselines import save_all_tiny_models
 
-import benchmark.evaluation.encoding as encoding_module
-import benchmark.run as run_module
-from benchmark.baselines import ModelRequest, load_adapter
-from benchmark.evaluation.data import load_mentions, resolve_dataset
-from benchmark.evaluation.encoding import EncodingSettings
-from benchmark.evaluation.evaluate import evaluate_model
-from benchmark.evaluation.scoring import settings_for
-from benchmark.run import BenchmarkArguments, main, train_tiny_clip_nd
+import m3el_benchmark.evaluation.encoding as encoding_module
+import m3el_benchmark.run as run_module
+from m3el_benchmark.baselines import ModelRequest, load_adapter
+from m3el_benchmark.evaluation.data import load_mentions, resolve_dataset
+from m3el_benchmark.evaluation.encoding import EncodingSettings
+from m3el_benchmark.evaluation.evaluate import evaluate_model
+from m3el_benchmark.evaluation.scoring import settings_for
+from m3el_benchmark.run import BenchmarkArguments, main, train_tiny_clip_nd
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS
 
 MODEL_ORDER = ["ALIGN", "BLIP-2", "CLIP", "FLAVA", "OWL-ViT", "SigLIP", "CLIP-ND"]
@@ -226,11 +226,11 @@ def test_clip_nd_scores_use_its_fusion_weight(tiny_models, sample_dataset, tmp_p
 
 
 def test_tiny_clip_nd_is_retrained_when_its_arguments_change(sample_dataset, tmp_path, monkeypatch):
-    import benchmark.train
+    import m3el_benchmark.train
 
     calls = []
-    train = benchmark.train.main
-    monkeypatch.setattr(benchmark.train, "main", lambda argv: calls.append(argv) or train(argv))
+    train = m3el_benchmark.train.main
+    monkeypatch.setattr(m3el_benchmark.train, "main", lambda argv: calls.append(argv) or train(argv))
     accelerator = Accelerator(cpu=True)
     for steps in (1, 1, 2):
         args = BenchmarkArguments(train_tiny=True, train_max_steps=steps, output_dir=str(tmp_path))

@@ -1,12 +1,12 @@
-"""The default run (``benchmark/configs/sample.yaml``): build the sample, train a tiny CLIP-ND, compare, skip."""
+"""The default run (``m3el_benchmark/configs/sample.yaml``): build the sample, train a tiny CLIP-ND, compare, skip."""
 
 from __future__ import annotations
 
 import pytest
 from tiny_baselines import place_in_hub_cache, save_tiny_clip_baseline
 
-from benchmark.baselines import BASELINES
-from benchmark.run import main
+from m3el_benchmark.baselines import BASELINES
+from m3el_benchmark.run import main
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Tests of the `evaluate` module in benchmark/m3el_accuracy: offline loading, batching, groups, doctests, card."""
+"""Tests of the `evaluate` module m3el_benchmark/m3el_accuracy: offline loading, batching, groups, doctests, card."""
 
 import doctest
 import shutil
@@ -8,11 +8,11 @@ import evaluate
 import numpy as np
 import pytest
 
-from benchmark.m3el_accuracy import m3el_accuracy
-from benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics
+from m3el_benchmark.m3el_accuracy import m3el_accuracy
+from m3el_benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODULE_DIR = REPO_ROOT / "benchmark" / "m3el_accuracy"
+MODULE_DIR = REPO_ROOT / "m3el_benchmark" / "m3el_accuracy"
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_bad_input_raises_value_error(metric, inputs, message):
 
 
 def test_doctests_in_kwargs_description_pass(monkeypatch):
-    # The examples load "benchmark/m3el_accuracy", as a user in a checkout would.
+    # The examples load "m3el_benchmark/m3el_accuracy", as a user in a checkout would.
     monkeypatch.chdir(REPO_ROOT)
     test = doctest.DocTestParser().get_doctest(m3el_accuracy._KWARGS_DESCRIPTION, {}, "_KWARGS_DESCRIPTION", None, 0)
     assert len(test.examples) >= 10

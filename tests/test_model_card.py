@@ -1,6 +1,6 @@
 import yaml
 
-from modeling_clip_nd import build_model_card
+from m3el_benchmark.model_card import build_model_card
 
 
 def test_published_figures_are_cited_and_marked_as_published():

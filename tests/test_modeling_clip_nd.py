@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from tiny_clip import MAX_TEXT_TOKENS, random_images, save_tiny_clip, tiny_clip_config, tiny_processor
 from transformers import AutoConfig, AutoModel, AutoProcessor, CLIPModel, CLIPProcessor
 
+from m3el_benchmark.model_card import build_model_card
 from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, parse_task
 from modeling_clip_nd import (
     CLIPNDConfig,
     CLIPNDModel,
     CLIPNDOutput,
-    build_model_card,
     clip_nd_contrastive_loss,
     fit_mention_texts,
     prepare_images,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import top_k_accuracy_score
 
-from benchmark.m3el_accuracy.ranking_metrics import (
+from m3el_benchmark.m3el_accuracy.ranking_metrics import (
     NO_GOLD,
     compute_ranking_metrics,
     compute_ranking_metrics_from_ranks,

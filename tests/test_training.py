@@ -9,10 +9,10 @@ from release_fixtures import small_release
 from safetensors.torch import load_file
 from two_processes import launch_two_cpu_processes
 
-from benchmark.train import main, parse_arguments
-from benchmark.training import trainer as trainer_module
-from benchmark.training.checkpointing import latest_checkpoint
-from benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
+from m3el_benchmark.train import main, parse_arguments
+from m3el_benchmark.training import trainer as trainer_module
+from m3el_benchmark.training.checkpointing import latest_checkpoint
+from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.sample import SAMPLE_DIR
@@ -102,7 +102,7 @@ def test_nan_loss_stops_with_step_and_batch_named_and_keeps_last_good_checkpoint
 def test_full_disk_while_checkpointing_leaves_no_corrupt_latest(tmp_path, sample_hub, monkeypatch):
     from accelerate import Accelerator
 
-    from benchmark.training.checkpointing import CheckpointError
+    from m3el_benchmark.training.checkpointing import CheckpointError
 
     real_save = Accelerator.save_state
     calls = []
@@ -269,9 +269,9 @@ def test_a_copy_of_the_gold_entity_is_never_a_negative():
 def test_batches_carry_entity_ids_of_golds_and_negatives(sample_hub):
     from transformers import CLIPImageProcessorPil, CLIPProcessor
 
-    from benchmark.training.arguments import DataArguments
-    from benchmark.training.data import MentionEntityPairs, PairCollator, entity_id, load_split
-    from benchmark.training.tiny_model import train_clip_tokenizer
+    from m3el_benchmark.training.arguments import DataArguments
+    from m3el_benchmark.training.data import MentionEntityPairs, PairCollator, entity_id, load_split
+    from m3el_benchmark.training.tiny_model import train_clip_tokenizer
 
     rows = load_split(str(sample_hub), "train")
     pairs = MentionEntityPairs(rows, DataArguments(dataset=str(sample_hub), task="Tm-Te"), train=True)

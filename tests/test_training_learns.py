@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.train import parse_arguments
-from benchmark.training.evaluation import evaluate_accuracy
-from benchmark.training.trainer import CLIPNDTrainer
+from m3el_benchmark.train import parse_arguments
+from m3el_benchmark.training.trainer import CLIPNDTrainer
+from m3el_benchmark.training.validation import evaluate_accuracy
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.sample import SAMPLE_DIR
 

@@ -220,7 +220,7 @@ TINY_BASELINES: dict[str, Callable[..., Path]] = {
     "OWL-ViT": save_tiny_owlvit,
     "SigLIP": save_tiny_siglip,
 }
-"""A builder per baseline name of ``benchmark.baselines.BASELINES``."""
+"""A builder per baseline name of ``m3el_benchmark.baselines.BASELINES``."""
 
 
 def place_in_hub_cache(folder: str | Path, cache_dir: str | Path, repo_id: str, commit: str = "0" * 40) -> Path:

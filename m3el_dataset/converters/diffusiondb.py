@@ -27,11 +27,11 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
+from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver, ImageStatus, LoadedImage, image_decode_problem
 from ..release import ReleaseRecordError, read_raw_records
 from ..report import BuildReport
-from . import published
 from .common import KBEntity, mention_row, peer_layout, require, source_folder, tasks_for
 
 NAME = "diffusiondb"

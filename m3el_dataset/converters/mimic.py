@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
 from ..release import ReleaseRecordError
 from ..report import BuildReport
-from . import published
 from .common import (
     KBEntity,
     iter_parsed,

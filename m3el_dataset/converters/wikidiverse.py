@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
 from ..release import ReleaseRecordError, read_raw_records
 from ..report import BuildReport
-from . import published
 from .common import KBEntity, mention_row, peer_layout, source_folder, tasks_for
 
 NAME = "wikidiverse"

@@ -28,11 +28,11 @@ from typing import Any
 
 from PIL import Image
 
+from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
 from ..release import ReleaseRecordError
 from ..report import BuildReport
-from . import published
 from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, require, source_folder, tasks_for
 
 IMAGE_DIR = "images"

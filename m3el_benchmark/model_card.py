@@ -1,4 +1,4 @@
-"""The CLIP-ND model card, filled from the template ``hub_cards/model_card.md`` and from benchmark results.
+"""The CLIP-ND model card, filled from the template ``m3el_dataset/hub_cards/model_card.md`` and benchmark results.
 
 This module does not travel to the Hub (the model files do not import it): it is for whoever publishes a model::
 
@@ -13,11 +13,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-import hub_cards
-from m3el_dataset.converters.published import M3EL_TABLE5, PUBLISHED_FIGURES, published_rows
-
-from .configuration_clip_nd import CLIPNDConfig
-from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT
+from m3el_dataset import hub_cards
+from m3el_dataset.published import M3EL_TABLE5, PUBLISHED_FIGURES, published_rows
+from modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT, CLIPNDConfig
 
 TEMPLATE_NAME = "model_card.md"
 DEFAULT_REPO_ID = "m3el/clip_nd"

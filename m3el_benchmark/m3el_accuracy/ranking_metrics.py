@@ -2,8 +2,8 @@
 
 This is the one implementation of the figures in our benchmark tables. Two callers share it:
 
-* the benchmark imports it as ``benchmark.m3el_accuracy.ranking_metrics`` (re-exported by
-  ``benchmark.m3el_accuracy``);
+* the benchmark imports it as ``m3el_benchmark.m3el_accuracy.ranking_metrics`` (re-exported by
+  ``m3el_benchmark.m3el_accuracy``);
 * the ``evaluate`` module next to it (``m3el_accuracy.py``) imports it with ``from .ranking_metrics import ...``.
   ``evaluate.load`` (0.4.6, ``loading.get_imports``) treats a relative import as a file that sits beside the
   script and copies it into its module cache, locally and from the Hub alike, so the folder works on its own.

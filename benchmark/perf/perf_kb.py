@@ -1,6 +1,6 @@
 # Times whole-knowledge-base ranking (the benchmark's `protocol: kb`) on CPU with synthetic embeddings.
 #
-#   python benchmark/perf_kb.py [--kb_sizes 10000 100000] [--mentions 2048] [--dim 512] [--chunk_size 16384]
+#   python benchmark/perf/perf_kb.py [--kb_sizes 10000 100000] [--mentions 2048] [--dim 512] [--chunk_size 16384]
 #
 # For each KB size, in a fresh process (so that the peak memory is that size's alone), it draws random unit vectors
 # for the KB and the mentions (one vector each, as CLIP-like models), ranks every mention's gold against the whole
@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from transformers import HfArgumentParser
 
 if __package__ in (None, ""):  # run as a file from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold  # noqa: E402
-from benchmark.perf_utils import peak_memory_mib, run_in_fresh_process  # noqa: E402
+from perf_utils import peak_memory_mib, run_in_fresh_process  # noqa: E402
+
+from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold  # noqa: E402
 
 
 @dataclass

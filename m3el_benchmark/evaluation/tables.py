@@ -8,7 +8,7 @@
 * ``ranking_<dataset>``: model x H@1/3/5/10/20, MRR, MR, for each dataset ranked against its whole knowledge base
   (and each dataset of a multi-dataset run).
 
-Published figures (`m3el_dataset.converters.published`) of a dataset that names them are added as extra rows,
+Published figures (`m3el_dataset.published`) of a dataset that names them are added as extra rows,
 ``<model> (published)``: they come from the source paper, not from this run. Values are percentages with two
 decimals (MR in ranks); a cell that was not evaluated or not published is ``-``.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from m3el_dataset.constants import parse_task
-from m3el_dataset.converters.published import PUBLISHED_FIGURES
+from m3el_dataset.published import PUBLISHED_FIGURES
 
 from .dataset_specs import DatasetSpec
 from .evaluate import ALL_TOPICS

@@ -3,7 +3,7 @@
 ``<output_dir>/``: ``results.json``; ``tables/`` (``table4_<task>``, ``table5``, ``tasks``, ``topics``, and
 ``ranking_<dataset>`` for whole-knowledge-base ranking and multi-dataset runs, as ``.md`` and ``.csv``, and
 ``tables.md``); ``accuracy_by_task.png``; ``model_index.json`` (per model, the
-``{task: {metric: value}}`` that ``modeling_clip_nd.build_model_card(results=...)`` turns into the card's
+``{task: {metric: value}}`` that ``m3el_benchmark.model_card.build_model_card(results=...)`` turns into the card's
 ``model-index``).
 """
 

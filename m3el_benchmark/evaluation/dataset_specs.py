@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, parse_task
-from m3el_dataset.converters.published import PUBLISHED_FIGURES
+from m3el_dataset.published import PUBLISHED_FIGURES
 
 from .data import check_names
 

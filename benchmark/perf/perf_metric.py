@@ -1,7 +1,7 @@
-# Times the ranking-metric core (benchmark/m3el_accuracy/ranking_metrics.py): all figures (accuracy, Top-k, MRR,
+# Times the ranking-metric core (m3el_benchmark/m3el_accuracy/ranking_metrics.py): all figures (accuracy, Top-k, MRR,
 # mean rank, NIL, per-topic breakdown) for 1,000,000 mentions x 3 candidates by default, on one core.
 #
-#   python benchmark/perf_metric.py [--mentions 1000000] [--candidates 3] [--repeats 5]
+#   python benchmark/perf/perf_metric.py [--mentions 1000000] [--candidates 3] [--repeats 5]
 #
 # Prints the best wall-clock time of each input form: a dense array, and variable-length per-mention lists.
 
@@ -19,9 +19,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 if __package__ in (None, ""):  # run as a file from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics  # noqa: E402
+from m3el_benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics  # noqa: E402
 
 
 def best_time(function: Callable[[], object], repeats: int) -> float:

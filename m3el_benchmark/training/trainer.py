@@ -20,14 +20,15 @@ from tqdm.auto import tqdm
 from transformers import AutoProcessor, get_scheduler
 
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
-from modeling_clip_nd import CLIPNDModel, build_model_card
+from modeling_clip_nd import CLIPNDModel
 
+from ..model_card import build_model_card
 from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import MentionEntityPairs, PairCollator, check_trainable, load_split
-from .evaluation import evaluate_accuracy
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .tiny_model import build_tiny_clip_nd
+from .validation import evaluate_accuracy
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks, gold_ranks
+from m3el_benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks, gold_ranks
 
 from .loss import embed_side
 

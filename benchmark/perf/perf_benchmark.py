@@ -1,6 +1,6 @@
 # Times the benchmark runner (benchmark/run.py) on the bundled sample, and a ViT-B/32 image encoder on a GPU.
 #
-#   python benchmark/perf_benchmark.py [--train_max_steps 20] [--gpu_images 4096]
+#   python benchmark/perf/perf_benchmark.py [--train_max_steps 20] [--gpu_images 4096]
 #
 # Prints, for the tiny CLIP-ND models of the sample run on this machine: unique inputs encoded per second, and the
 # wall-clock of the whole sample run cold (empty embedding cache, tiny CLIP-ND trained) and warm (second run: the
@@ -24,13 +24,13 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, HfArgumentParser
 
 if __package__ in (None, ""):  # run as a file from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.baselines.base import ModelInfo  # noqa: E402
-from benchmark.baselines.dual_encoder import CLIPAdapter  # noqa: E402
-from benchmark.evaluation.cache import EmbeddingCache  # noqa: E402
-from benchmark.evaluation.encoding import IMAGE, EncodingSettings, encode_unique  # noqa: E402
-from benchmark.run import main as run_benchmark  # noqa: E402
+from m3el_benchmark.baselines.base import ModelInfo  # noqa: E402
+from m3el_benchmark.baselines.dual_encoder import CLIPAdapter  # noqa: E402
+from m3el_benchmark.evaluation.cache import EmbeddingCache  # noqa: E402
+from m3el_benchmark.evaluation.encoding import IMAGE, EncodingSettings, encode_unique  # noqa: E402
+from m3el_benchmark.run import main as run_benchmark  # noqa: E402
 
 
 @dataclass

@@ -4,7 +4,7 @@ Builds two synthetic releases in the original format (small images, three candid
 each in a fresh process and prints mentions per second and the process's peak resident memory, so that growth
 with the release's size is visible:
 
-    python benchmark/perf_dataset.py --sizes 2000 8000 --num-proc 2
+    python benchmark/perf/perf_dataset.py --sizes 2000 8000 --num-proc 2
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pathlib import Path
 from PIL import Image
 
 if __package__ in (None, ""):  # run as a file from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.perf_utils import peak_memory_mib, run_in_fresh_process  # noqa: E402
+from perf_utils import peak_memory_mib, run_in_fresh_process  # noqa: E402
+
 from m3el_dataset.constants import TOPICS  # noqa: E402
 from m3el_dataset.export import ExportConfig, export_release  # noqa: E402
 

@@ -1,8 +1,8 @@
 # Training throughput of CLIP-ND: samples per second for a tiny model on CPU, with and without the gathered loss
 # and the hard negatives, and for ViT-B/32 (random weights, same cost as the real ones) when a GPU is present.
 #
-#   python benchmark/perf_train.py                                  # one process
-#   ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 benchmark/perf_train.py   # two ranks
+#   python benchmark/perf/perf_train.py                                  # one process
+#   ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 benchmark/perf/perf_train.py   # two ranks
 #
 # The gathered loss only differs from the local one with several processes; run it both ways to compare.
 """Training throughput figures for CLIP-ND (printed, not asserted)."""
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.train import parse_arguments
-from benchmark.training.trainer import CLIPNDTrainer
+from m3el_benchmark.train import parse_arguments
+from m3el_benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.sample import SAMPLE_DIR
 
@@ -45,8 +45,8 @@ def save_random_vit_b_32(hub: Path, folder: Path) -> Path:
     """A randomly initialised CLIP-ND with ViT-B/32's exact architecture and a processor for 224-pixel images."""
     from transformers import CLIPImageProcessorPil, CLIPProcessor
 
-    from benchmark.training.data import load_split
-    from benchmark.training.tiny_model import train_clip_tokenizer
+    from m3el_benchmark.training.data import load_split
+    from m3el_benchmark.training.tiny_model import train_clip_tokenizer
     from modeling_clip_nd import CLIPNDConfig, CLIPNDModel
 
     rows = load_split(str(hub), "train")

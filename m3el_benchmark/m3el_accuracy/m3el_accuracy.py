@@ -4,8 +4,8 @@ Where the code lives: the figures are computed by ``ranking_metrics.py``, the nu
 imported with ``from .ranking_metrics import ...``. ``evaluate.load`` (0.4.6, ``loading.get_imports``) reads a
 relative import in a module script as "a file next to the script", copies it into the module cache with the
 script, and hashes both, for a local folder and a Hub repository alike. So this folder is self-sufficient when
-loaded with ``evaluate.load("benchmark/m3el_accuracy")`` or uploaded alone to the Hub, while the benchmark imports
-the same file as ``benchmark.m3el_accuracy.ranking_metrics``: one implementation, no copy.
+loaded with ``evaluate.load("m3el_benchmark/m3el_accuracy")`` or uploaded alone to the Hub, while the benchmark imports
+the same file as ``m3el_benchmark.m3el_accuracy.ranking_metrics``: one implementation, no copy.
 """
 
 import datasets
@@ -59,7 +59,7 @@ Examples:
     Four mentions whose gold ranks 1, 1, 2 and 4:
 
     >>> import evaluate
-    >>> m3el_accuracy = evaluate.load("benchmark/m3el_accuracy")
+    >>> m3el_accuracy = evaluate.load("m3el_benchmark/m3el_accuracy")
     >>> results = m3el_accuracy.compute(
     ...     predictions=[[0.9, 0.1, 0.3], [0.2, 0.8], [0.4, 0.6, 0.5, 0.1], [0.1, 0.2, 0.3, 0.4]],
     ...     references=[0, 1, 2, 0],

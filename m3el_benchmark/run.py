@@ -1,0 +1,389 @@
+# Copyright 2025 The M3EL authors. Licensed under the Apache License, Version 2.0.
+"""The M3EL benchmark: every chosen model x task x text format x topic, on one or several processes.
+
+    accelerate launch benchmark/run.py                                  # the bundled sample (configs/sample.yaml)
+    accelerate launch benchmark/run.py --config paper   # the paper's Tables 4 and 5
+    python benchmark/run.py --models CLIP "CLIP-ND=outputs/clip_nd" --tasks ITm-ITe --text_formats M-S1
+    python benchmark/run.py --config mimic       # WikiMEL, RichpediaMEL, WikiDiverse (kb)
+
+For each model it encodes every unique text and image of the chosen mentions once (through an on-disk cache keyed
+by model revision and content hash), scores each mention's candidates (``protocol: candidates``) or every entity of
+the dataset's knowledge base (``protocol: kb``) in every task and format, and computes ACC, Top-k, MRR and mean
+rank per topic with the ``m3el_accuracy`` core. A ``datasets`` list evaluates several datasets in one run (Table 5).
+It writes ``results.json``, Markdown and CSV tables, a bar chart and the model-index block of the CLIP-ND model card
+to ``--output_dir``, and prints the tables.
+
+Arguments come from a YAML file (``--config``, by default the sample's), overridden by the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from transformers import HfArgumentParser
+
+from m3el_benchmark.baselines import (
+    BASELINES,
+    ModelNotAvailableError,
+    ModelRequest,
+    is_available_locally,
+    load_adapter,
+    not_available_message,
+    parse_model_spec,
+)
+from m3el_benchmark.evaluation.data import (
+    KnowledgeBase,
+    MentionTable,
+    check_names,
+    check_supported,
+    load_kb,
+    load_mentions,
+    resolve_dataset,
+)
+from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
+from m3el_benchmark.evaluation.encoding import EncodingSettings
+from m3el_benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations
+from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
+from m3el_benchmark.evaluation.outputs import summary, write_outputs
+from m3el_benchmark.evaluation.scoring import Setting, settings_for
+from m3el_benchmark.evaluation.tables import TABLE_METRICS, TableLayout
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS
+
+logger = logging.getLogger("m3el_benchmark.run")
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "sample.yaml"
+PRECISIONS = ("auto", "no", "bf16")
+
+
+@dataclass
+class BenchmarkArguments:
+    """What to evaluate and how. Every field can be set in the YAML ``--config`` and on the command line."""
+
+    config: str = field(
+        default=str(DEFAULT_CONFIG),
+        metadata={"help": "YAML file of arguments (CLI overrides) or a bundled config: sample, paper, table5, mimic."},
+    )
+    dataset: str = field(
+        default="sample",
+        metadata={"help": "Exported M3EL folder, raw release folder, Hub dataset id, or 'sample' (bundled)."},
+    )
+    dataset_name: str = field(default="M3EL", metadata={"help": "Column name of the dataset in Table 5."})
+    protocol: str = field(
+        default="candidates",
+        metadata={"help": f"Ranking protocol: {', '.join(PROTOCOLS)} (every entity of the dataset's kb config)."},
+    )
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Several datasets instead of --dataset, each on one task (Table 5): NAME=PATH, or in the YAML "
+            "mappings {name, path, protocol, task, text_format, splits, published}; see evaluation/dataset_specs.py."
+        },
+    )
+    kb_chunk_size: int = field(default=16384, metadata={"help": "KB entities per matrix product (kb protocol)."})
+    table5_metrics: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={"help": f"Table 5 columns per dataset, of {', '.join(TABLE_METRICS)}."},
+    )
+    models: list[str] = field(
+        default_factory=lambda: list(BASELINES),
+        metadata={"help": f"Baselines ({', '.join(BASELINES)}), Hub ids, folders, or '<label>=<source>'."},
+    )
+    skip_unavailable: bool = field(
+        default=False, metadata={"help": "Skip (and list) Hub models that are not in the local cache."}
+    )
+    train_tiny: bool = field(
+        default=False, metadata={"help": "Train a tiny CLIP-ND on the dataset first and add it, trained and not."}
+    )
+    train_max_steps: int = field(default=60, metadata={"help": "Steps of the tiny CLIP-ND training."})
+    train_task: str = field(default="ITm-ITe", metadata={"help": "Task of the tiny CLIP-ND training."})
+    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"help": f"Of {', '.join(TASKS)}."})
+    text_formats: list[str] = field(default_factory=lambda: list(TEXT_FORMATS), metadata={"help": "Mention formats."})
+    splits: list[str] = field(default_factory=lambda: ["test"], metadata={"help": "Splits (or topic splits)."})
+    topics: list[str] = field(default_factory=lambda: list(TOPICS), metadata={"help": f"Of {', '.join(TOPICS)}."})
+    headline_task: str = field(default="ITm-ITe", metadata={"help": "Task of Table 5 and the per-topic table."})
+    headline_format: str = field(default="M-S1", metadata={"help": "Text format of Table 5 and per-task tables."})
+    output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results and tables go."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Embedding and dataset cache (default: $HF_HOME/m3el_benchmark)."}
+    )
+    no_cache: bool = field(default=False, metadata={"help": "Do not read or write cached embeddings."})
+    model_cache_dir: str | None = field(default=None, metadata={"help": "Hugging Face Hub cache for the models."})
+    batch_size: int = field(default=64, metadata={"help": "Inputs per encoder batch and mentions per score batch."})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers decoding images."})
+    mixed_precision: str = field(default="auto", metadata={"help": "'auto' (bf16 on GPU), 'no' or 'bf16'."})
+    seed: int = field(default=42)
+
+    def __post_init__(self):
+        check_names(self.tasks, TASKS, "task")
+        check_names(self.text_formats, TEXT_FORMATS, "text format")
+        check_names(self.topics, TOPICS, "topic")
+        check_names(self.splits, ALL_SPLITS, "split")
+        check_names([self.protocol], PROTOCOLS, "protocol")
+        check_names([self.mixed_precision], PRECISIONS, "mixed precision")
+        check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
+        check_names([self.headline_format], self.text_formats, "headline format (it must be among --text_formats)")
+        check_names(self.table5_metrics, list(TABLE_METRICS), "table metric")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        KBRankingSettings(chunk_size=self.kb_chunk_size)
+        self.dataset_specs()  # fail early on a bad entry
+
+    def dataset_specs(self) -> list[DatasetSpec]:
+        """The evaluated datasets: the ``datasets`` entries, or else ``dataset`` with every chosen name."""
+        if self.datasets:
+            return dataset_specs(self.datasets, protocol=self.protocol, task=self.headline_task,
+                                 text_format=self.headline_format, splits=self.splits)  # fmt: skip
+        chosen = (tuple(self.tasks), tuple(self.text_formats), tuple(self.splits), tuple(self.topics))
+        return [DatasetSpec(self.dataset_name, self.dataset, self.protocol, *chosen)]
+
+
+def bundled_config(config: str) -> Path:
+    """The YAML file ``config`` names: a path, or a bundled config's name (``paper`` for ``configs/paper.yaml``)."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    bundled = CONFIG_DIR / f"{config}.yaml"
+    if bundled.is_file():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"Config file {config} not found; pass a YAML file or a bundled config's name ({names}).")
+
+
+def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
+    """Read ``--config`` (YAML; the sample's by default), then let the other command-line arguments override it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(BenchmarkArguments)
+    known, _ = parser.parse_known_args(argv)
+    config_path = bundled_config(known.config)
+    values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    names = {name for name in BenchmarkArguments.__dataclass_fields__}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown keys {unknown} in {config_path}; valid keys: {', '.join(sorted(names))}.")
+    parser.set_defaults(**values)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+@dataclass
+class BenchmarkResult:
+    """What `main` returns: where the outputs are, each model's evaluation, the skipped models and the results."""
+
+    output_dir: Path
+    evaluations: list[ModelEvaluation]
+    skipped: dict[str, str]
+    results: dict | None = None
+
+
+def _dtype(args: BenchmarkArguments, accelerator: Accelerator) -> torch.dtype:
+    use_bf16 = args.mixed_precision == "bf16" or (args.mixed_precision == "auto" and accelerator.device.type == "cuda")
+    return torch.bfloat16 if use_bf16 else torch.float32
+
+
+def _cache_root(args: BenchmarkArguments) -> Path:
+    if args.cache_dir:
+        return Path(args.cache_dir)
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "m3el_benchmark"
+
+
+TINY_TRAINING = {"init": "tiny", "per_device_train_batch_size": 32, "learning_rate": 5e-4}
+"""The fixed arguments of the tiny CLIP-ND training (the others come from the run's arguments)."""
+
+
+def tiny_training_fingerprint(args: BenchmarkArguments, dataset_path: str) -> dict:
+    """What the tiny CLIP-ND was trained from: the training arguments and the dataset (path and README hash)."""
+    readme = Path(dataset_path) / "README.md"
+    return {
+        **TINY_TRAINING,
+        "task": args.train_task,
+        "text_format": args.headline_format,
+        "max_steps": args.train_max_steps,
+        "seed": args.seed,
+        "dataset": str(Path(dataset_path).resolve()) if Path(dataset_path).is_dir() else dataset_path,
+        "dataset_readme_sha256": hashlib.sha256(readme.read_bytes()).hexdigest() if readme.is_file() else None,
+    }
+
+
+def _save_untrained_twin(trained_dir: Path, untrained_dir: Path, seed: int) -> None:
+    """Save a model with ``trained_dir``'s config, tokenizer and image processor, and fresh random weights."""
+    from modeling_clip_nd import CLIPNDModel
+
+    trained = CLIPNDModel.from_pretrained(trained_dir)
+    torch.manual_seed(seed)
+    CLIPNDModel(trained.config).save_pretrained(untrained_dir)
+    for path in trained_dir.iterdir():  # the processor files: same tokenizer and image processor
+        if path.suffix in (".json", ".txt", ".model") and path.name not in ("config.json", "model.safetensors"):
+            (untrained_dir / path.name).write_bytes(path.read_bytes())
+
+
+def train_tiny_clip_nd(
+    args: BenchmarkArguments, dataset_path: str, output_dir: Path, accelerator: Accelerator
+) -> list[ModelRequest]:
+    """Train a tiny CLIP-ND on the dataset (``benchmark/train.py --init tiny``) and save its untrained twin.
+
+    The twin has the same config and tokenizer with fresh random weights, so the tables show what training adds.
+    Models already in ``output_dir`` are reused only if their fingerprint (`tiny_training_fingerprint`, saved
+    beside them) matches this run's, which keeps a second run fast and its cache warm; otherwise they are trained
+    again. The main process decides and writes; every process trains, since the trainer shares the run's
+    processes (it shards the batches and saves on the main process only).
+    """
+    from m3el_benchmark.train import main as train_main
+
+    models = output_dir / "models"
+    trained_dir, untrained_dir = models / "clip_nd_tiny", models / "clip_nd_tiny_untrained"
+    fingerprint_file = models / "clip_nd_tiny.fingerprint.json"
+    fingerprint = tiny_training_fingerprint(args, dataset_path)
+    saved = json.loads(fingerprint_file.read_text(encoding="utf-8")) if fingerprint_file.is_file() else None
+    complete = all((folder / "config.json").is_file() for folder in (trained_dir, untrained_dir))
+    (stale,) = broadcast_object_list([saved != fingerprint or not complete])  # the main process's answer
+    if stale:
+        if accelerator.is_main_process:
+            logger.info("Training the tiny CLIP-ND in %s (no model trained with these arguments there)", trained_dir)
+            fingerprint_file.unlink(missing_ok=True)
+            for folder in (trained_dir, untrained_dir):
+                shutil.rmtree(folder, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        train_main([
+            "--dataset", dataset_path, "--init", TINY_TRAINING["init"], "--task", args.train_task,
+            "--text_format", args.headline_format, "--output_dir", str(trained_dir),
+            "--max_steps", str(args.train_max_steps),
+            "--per_device_train_batch_size", str(TINY_TRAINING["per_device_train_batch_size"]),
+            "--learning_rate", str(TINY_TRAINING["learning_rate"]), "--seed", str(args.seed), "--report_to", "none",
+        ])  # fmt: skip
+        if accelerator.is_main_process:
+            _save_untrained_twin(trained_dir, untrained_dir, args.seed)
+            fingerprint_file.write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+    accelerator.wait_for_everyone()
+    return [
+        ModelRequest("CLIP-ND (tiny, trained)", str(trained_dir)),
+        ModelRequest("CLIP-ND (tiny, untrained)", str(untrained_dir)),
+    ]
+
+
+def select_models(args: BenchmarkArguments) -> tuple[list[ModelRequest], dict[str, str]]:
+    """The models to run, and those skipped (not in the local cache) with the reason."""
+    requests, skipped = [parse_model_spec(spec) for spec in args.models], {}
+    if not args.skip_unavailable:
+        return requests, skipped
+    available = []
+    for request in requests:
+        if is_available_locally(request, args.model_cache_dir):
+            available.append(request)
+        else:
+            skipped[request.label] = f"not downloaded: `hf download {request.source}` to include it"
+    return available, skipped
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset ready to score: its spec, resolved path, mentions, settings and (kb protocol) knowledge base."""
+
+    spec: DatasetSpec
+    path: str
+    mentions: MentionTable
+    settings: list[Setting]
+    kb: KnowledgeBase | None = None
+
+    def describe(self) -> dict:
+        """What ``results.json`` records about it."""
+        kb_size = len(self.kb) if self.kb is not None else None
+        return {"name": self.spec.name, "source": self.spec.path, "path": self.path, "protocol": self.spec.protocol,
+                "num_mentions": len(self.mentions), "kb_entities": kb_size, "splits": list(self.spec.splits),
+                "nil_mentions_dropped": self.mentions.dropped_nil if self.spec.drop_nil else None}  # fmt: skip
+
+
+def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
+    """Resolve (export a raw release once), read the mentions and, for the kb protocol, the knowledge base."""
+    path = resolve_dataset(spec.path, work_dir)
+    formats = spec.mention_text_formats
+    mentions = load_mentions(path, spec.splits, spec.topics, formats, drop_nil=spec.drop_nil)
+    kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
+    check_supported(spec.name, spec.tasks, formats, mentions, kb)
+    return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
+
+
+def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelEvaluation:
+    """Load one model, evaluate it on every dataset, and free its memory."""
+    adapter = load_adapter(request, accelerator.device, _dtype(args, accelerator), args.model_cache_dir)
+    encoding = EncodingSettings(batch_size=args.batch_size, num_workers=args.num_workers)
+    cache_root = None if args.no_cache else _cache_root(args) / "embeddings"
+    kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
+    evaluations = []
+    for data in loaded:
+        scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
+        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
+    del adapter
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return merge_evaluations(evaluations)
+
+
+def main(argv: list[str] | None = None) -> BenchmarkResult:
+    """Run the benchmark; ``argv`` as on the command line (``None``: ``sys.argv``, ``[]``: the sample default)."""
+    # 1. Arguments, processes, logging and seed.
+    args = parse_arguments(argv)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+                        if accelerator.is_main_process else logging.WARNING)  # fmt: skip
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+
+    # 2. The datasets: export a raw release once (main process first), then read the mentions (and the KB).
+    specs = args.dataset_specs()
+    with accelerator.main_process_first():
+        loaded = [load_dataset_spec(spec, _cache_root(args) / "datasets") for spec in specs]
+
+    # 3. The models: the sample trains a tiny CLIP-ND first; Hub models missing from the cache may be skipped.
+    requests, skipped = select_models(args)
+    if args.train_tiny:
+        requests = train_tiny_clip_nd(args, loaded[0].path, output_dir, accelerator) + requests
+    for label, reason in skipped.items():
+        logger.warning("Skipping %s: %s", label, reason)
+
+    # 4. Each model: encode each unique input once, score every dataset and setting, compute the figures.
+    evaluations = []
+    for request in requests:
+        try:
+            evaluations.append(run_model(request, loaded, accelerator, args))
+        except ModelNotAvailableError:
+            if not args.skip_unavailable:
+                raise
+            skipped[request.label] = not_available_message(request, args.model_cache_dir)
+
+    # 5. Outputs (main process): results.json, tables, chart, model index; print the tables.
+    result = BenchmarkResult(output_dir, evaluations, skipped)
+    if accelerator.is_main_process:
+        run = {**asdict(args), "num_processes": accelerator.num_processes, "device": str(accelerator.device)}
+        layout = TableLayout(
+            models=[evaluation.info.name for evaluation in evaluations],
+            tasks=args.tasks,
+            text_formats=args.text_formats,
+            topics=args.topics,
+            headline_task=args.headline_task,
+            headline_format=args.headline_format,
+            dataset_name=specs[0].name,
+            datasets=specs,
+            table5_metrics=args.table5_metrics,
+        )
+        described = [data.describe() for data in loaded]
+        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, described, layout)
+        print(summary(result.results, tables, layout, output_dir))
+    accelerator.wait_for_everyone()
+    return result
+
+
+if __name__ == "__main__":
+    main()
