@@ -18,10 +18,7 @@ Arguments come from a YAML file (``--config``, by default the sample's), overrid
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +26,7 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 from m3el_benchmark.baselines import (
@@ -57,6 +54,7 @@ from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
 from m3el_benchmark.evaluation.tables import TABLE_METRICS, TableLayout
+from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS
 
 logger = logging.getLogger("m3el_benchmark.run")
@@ -197,80 +195,6 @@ def _cache_root(args: BenchmarkArguments) -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HOME) / "m3el_benchmark"
-
-
-TINY_TRAINING = {"init": "tiny", "per_device_train_batch_size": 32, "learning_rate": 5e-4}
-"""The fixed arguments of the tiny CLIP-ND training (the others come from the run's arguments)."""
-
-
-def tiny_training_fingerprint(args: BenchmarkArguments, dataset_path: str) -> dict:
-    """What the tiny CLIP-ND was trained from: the training arguments and the dataset (path and README hash)."""
-    readme = Path(dataset_path) / "README.md"
-    return {
-        **TINY_TRAINING,
-        "task": args.train_task,
-        "text_format": args.headline_format,
-        "max_steps": args.train_max_steps,
-        "seed": args.seed,
-        "dataset": str(Path(dataset_path).resolve()) if Path(dataset_path).is_dir() else dataset_path,
-        "dataset_readme_sha256": hashlib.sha256(readme.read_bytes()).hexdigest() if readme.is_file() else None,
-    }
-
-
-def _save_untrained_twin(trained_dir: Path, untrained_dir: Path, seed: int) -> None:
-    """Save a model with ``trained_dir``'s config, tokenizer and image processor, and fresh random weights."""
-    from modeling_clip_nd import CLIPNDModel
-
-    trained = CLIPNDModel.from_pretrained(trained_dir)
-    torch.manual_seed(seed)
-    CLIPNDModel(trained.config).save_pretrained(untrained_dir)
-    for path in trained_dir.iterdir():  # the processor files: same tokenizer and image processor
-        if path.suffix in (".json", ".txt", ".model") and path.name not in ("config.json", "model.safetensors"):
-            (untrained_dir / path.name).write_bytes(path.read_bytes())
-
-
-def train_tiny_clip_nd(
-    args: BenchmarkArguments, dataset_path: str, output_dir: Path, accelerator: Accelerator
-) -> list[ModelRequest]:
-    """Train a tiny CLIP-ND on the dataset (``benchmark/train.py --init tiny``) and save its untrained twin.
-
-    The twin has the same config and tokenizer with fresh random weights, so the tables show what training adds.
-    Models already in ``output_dir`` are reused only if their fingerprint (`tiny_training_fingerprint`, saved
-    beside them) matches this run's, which keeps a second run fast and its cache warm; otherwise they are trained
-    again. The main process decides and writes; every process trains, since the trainer shares the run's
-    processes (it shards the batches and saves on the main process only).
-    """
-    from m3el_benchmark.train import main as train_main
-
-    models = output_dir / "models"
-    trained_dir, untrained_dir = models / "clip_nd_tiny", models / "clip_nd_tiny_untrained"
-    fingerprint_file = models / "clip_nd_tiny.fingerprint.json"
-    fingerprint = tiny_training_fingerprint(args, dataset_path)
-    saved = json.loads(fingerprint_file.read_text(encoding="utf-8")) if fingerprint_file.is_file() else None
-    complete = all((folder / "config.json").is_file() for folder in (trained_dir, untrained_dir))
-    (stale,) = broadcast_object_list([saved != fingerprint or not complete])  # the main process's answer
-    if stale:
-        if accelerator.is_main_process:
-            logger.info("Training the tiny CLIP-ND in %s (no model trained with these arguments there)", trained_dir)
-            fingerprint_file.unlink(missing_ok=True)
-            for folder in (trained_dir, untrained_dir):
-                shutil.rmtree(folder, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        train_main([
-            "--dataset", dataset_path, "--init", TINY_TRAINING["init"], "--task", args.train_task,
-            "--text_format", args.headline_format, "--output_dir", str(trained_dir),
-            "--max_steps", str(args.train_max_steps),
-            "--per_device_train_batch_size", str(TINY_TRAINING["per_device_train_batch_size"]),
-            "--learning_rate", str(TINY_TRAINING["learning_rate"]), "--seed", str(args.seed), "--report_to", "none",
-        ])  # fmt: skip
-        if accelerator.is_main_process:
-            _save_untrained_twin(trained_dir, untrained_dir, args.seed)
-            fingerprint_file.write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
-    accelerator.wait_for_everyone()
-    return [
-        ModelRequest("CLIP-ND (tiny, trained)", str(trained_dir)),
-        ModelRequest("CLIP-ND (tiny, untrained)", str(untrained_dir)),
-    ]
 
 
 def select_models(args: BenchmarkArguments) -> tuple[list[ModelRequest], dict[str, str]]:

@@ -18,7 +18,8 @@ from m3el_benchmark.evaluation.data import load_mentions, resolve_dataset
 from m3el_benchmark.evaluation.encoding import EncodingSettings
 from m3el_benchmark.evaluation.evaluate import evaluate_model
 from m3el_benchmark.evaluation.scoring import settings_for
-from m3el_benchmark.run import BenchmarkArguments, main, train_tiny_clip_nd
+from m3el_benchmark.run import BenchmarkArguments, main
+from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS
 
 MODEL_ORDER = ["ALIGN", "BLIP-2", "CLIP", "FLAVA", "OWL-ViT", "SigLIP", "CLIP-ND"]
@@ -226,16 +227,16 @@ def test_clip_nd_scores_use_its_fusion_weight(tiny_models, sample_dataset, tmp_p
 
 
 def test_tiny_clip_nd_is_retrained_when_its_arguments_change(sample_dataset, tmp_path, monkeypatch):
-    import m3el_benchmark.train
+    from m3el_benchmark.training.trainer import CLIPNDTrainer
 
     calls = []
-    train = m3el_benchmark.train.main
-    monkeypatch.setattr(m3el_benchmark.train, "main", lambda argv: calls.append(argv) or train(argv))
+    train = CLIPNDTrainer.train
+    monkeypatch.setattr(CLIPNDTrainer, "train", lambda trainer: calls.append(trainer.args) or train(trainer))
     accelerator = Accelerator(cpu=True)
     for steps in (1, 1, 2):
         args = BenchmarkArguments(train_tiny=True, train_max_steps=steps, output_dir=str(tmp_path))
         requests = train_tiny_clip_nd(args, sample_dataset, tmp_path, accelerator)
-    assert len(calls) == 2 and calls[1][calls[1].index("--max_steps") + 1] == "2"
+    assert len(calls) == 2 and calls[1].max_steps == 2
     fingerprint = json.loads((tmp_path / "models" / "clip_nd_tiny.fingerprint.json").read_text())
     assert fingerprint["max_steps"] == 2 and fingerprint["dataset_readme_sha256"]
     assert all((Path(request.source) / "config.json").is_file() for request in requests)
