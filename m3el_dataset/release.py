@@ -188,7 +188,11 @@ def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]
         raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
 
 
-def _require(record: Any, key: str, expected: type, where: tuple[str, int], prefix: str = "") -> Any:
+def require(
+    record: Any, key: str, expected: type | tuple[type, ...], where: tuple[str, int], prefix: str = ""
+) -> Any:
+    """``record[key]`` if ``record`` is an object holding a value of type ``expected``; else `ReleaseRecordError`
+    naming the file, the record and the field (``prefix + key``, e.g. ``candidates[0].Qid``)."""
     if not isinstance(record, dict):
         got = type(record).__name__
         raise ReleaseRecordError(*where, prefix.rstrip(".") or None, f"expected an object, got {got}")
@@ -196,7 +200,8 @@ def _require(record: Any, key: str, expected: type, where: tuple[str, int], pref
         raise ReleaseRecordError(*where, prefix + key, "missing field")
     value = record[key]
     if not isinstance(value, expected) or isinstance(value, bool):
-        raise ReleaseRecordError(*where, prefix + key, f"expected {expected.__name__}, got {type(value).__name__}")
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        raise ReleaseRecordError(*where, prefix + key, f"expected {names}, got {type(value).__name__}")
     return value
 
 
@@ -208,10 +213,10 @@ def _parse_image(value: Any, where: tuple[str, int], name: str) -> ImageRef:
 
 def _parse_candidate(value: Any, where: tuple[str, int], position: int) -> Candidate:
     prefix = f"candidates[{position}]."
-    fields = {key: _require(value, key, str, where, prefix) for key in ("Qid", "name", "description")}
+    fields = {key: require(value, key, str, where, prefix) for key in ("Qid", "name", "description")}
     if not fields["Qid"].strip():
         raise ReleaseRecordError(*where, prefix + "Qid", "empty candidate Qid")
-    image = _parse_image(_require(value, "image", list, where, prefix), where, prefix + "image")
+    image = _parse_image(require(value, "image", list, where, prefix), where, prefix + "image")
     return Candidate(qid=fields["Qid"], name=fields["name"], description=fields["description"], image=image)
 
 
@@ -229,11 +234,11 @@ def topic_of(image: ImageRef, source_file: str) -> str | None:
 def parse_record(value: Any, source_file: str, index: int) -> MentionRecord:
     """Validate one raw record and return it as a `MentionRecord`; raise `ReleaseRecordError` if malformed."""
     where = (source_file, index)
-    fields = {key: _require(value, key, str, where) for key in ("Qid", "name", "description", "sentence")}
+    fields = {key: require(value, key, str, where) for key in ("Qid", "name", "description", "sentence")}
     if not fields["Qid"].strip():
         raise ReleaseRecordError(*where, "Qid", "empty gold Qid")
-    image = _parse_image(_require(value, "image", list, where), where, "image")
-    raw_candidates = _require(value, "candidates", list, where)
+    image = _parse_image(require(value, "image", list, where), where, "image")
+    raw_candidates = require(value, "candidates", list, where)
     if not raw_candidates:
         raise ReleaseRecordError(*where, "candidates", "no candidates")
     candidates = [_parse_candidate(candidate, where, i) for i, candidate in enumerate(raw_candidates)]

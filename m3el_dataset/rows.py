@@ -199,11 +199,6 @@ class KnowledgeBaseCollector:
         return len(self._emitted) + len(self._without_image)
 
 
-def project_row(row: dict[str, Any], config_name: str) -> dict[str, Any]:
-    """Keep the columns of ``config_name`` only."""
-    return {column: row[column] for column in config_columns(config_name)}
-
-
 _WORKER_IMAGES: ImageResolver | None = None
 
 

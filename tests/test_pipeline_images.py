@@ -13,8 +13,8 @@ from pipeline_server import FakeWikimedia, tiny_image
 from m3el_dataset.pipeline.config import EndpointSettings, HttpSettings, ImageSettings
 from m3el_dataset.pipeline.http_client import PipelineHttpClient
 from m3el_dataset.pipeline.image_checks import ImageCheckError, check_image, storage_extension
+from m3el_dataset.pipeline.image_fetcher import ImageFetcher, commons_url, folder_name
 from m3el_dataset.pipeline.image_selection import ClipImageSelector, build_image_selector
-from m3el_dataset.pipeline.images import ImageFetcher, commons_url, folder_name
 from m3el_dataset.pipeline.wikidata import WikidataEntity
 
 

@@ -6,7 +6,7 @@ import pytest
 from pipeline_server import write_tiny_sources
 
 from m3el_dataset.constants import TOPICS
-from m3el_dataset.pipeline.sources import extract_mentions, load_mentions, wikipedia_title, write_mentions
+from m3el_dataset.pipeline.sources import extract_mentions, load_source_mentions, wikipedia_title, write_mentions
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +57,9 @@ def test_missing_column_and_file_are_named(tmp_path):
 
 def test_written_mentions_round_trip(sources, tmp_path):
     assert write_mentions(tmp_path, "movies", sources["movies"]) == 5
-    assert load_mentions(tmp_path, "movies") == extract_mentions("movies", sources["movies"])
+    assert load_source_mentions(tmp_path, "movies") == extract_mentions("movies", sources["movies"])
     with pytest.raises(FileNotFoundError, match="run the 'sources' stage for books first"):
-        load_mentions(tmp_path, "books")
+        load_source_mentions(tmp_path, "books")
 
 
 @pytest.mark.parametrize(("link", "title"), [

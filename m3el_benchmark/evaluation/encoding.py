@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from accelerate import Accelerator
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -35,11 +34,6 @@ logger = logging.getLogger(__name__)
 
 TEXT, IMAGE, PAIR = "text", "image", "pair"
 KINDS = (TEXT, IMAGE, PAIR)
-
-
-def decode_image(data: bytes) -> Image.Image | None:
-    """Decode stored image bytes to RGB, or ``None`` if they are not a readable image."""
-    return decode_rgb(data)[0]
 
 
 class _Items(Dataset):
@@ -56,8 +50,8 @@ class _Items(Dataset):
         if self.kind == TEXT:
             return payload
         if self.kind == IMAGE:
-            return decode_image(payload)
-        return payload[0], decode_image(payload[1])
+            return decode_rgb(payload)[0]
+        return payload[0], decode_rgb(payload[1])[0]
 
 
 class _Collator:

@@ -40,19 +40,6 @@ class KBEntity:
     image: str = ""
 
 
-def require(record: Any, key: str, expected: type | tuple[type, ...], where: tuple[str, int]) -> Any:
-    """``record[key]`` if ``record`` is an object holding a value of type ``expected``; else `ReleaseRecordError`."""
-    if not isinstance(record, dict):
-        raise ReleaseRecordError(*where, None, f"expected an object, got {type(record).__name__}")
-    if key not in record:
-        raise ReleaseRecordError(*where, key, "missing field")
-    value = record[key]
-    if not isinstance(value, expected) or isinstance(value, bool):
-        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ReleaseRecordError(*where, key, f"expected {names}, got {type(value).__name__}")
-    return value
-
-
 def iter_parsed(
     path: Path,
     display_name: str,

@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver, ImageStatus, LoadedImage, image_decode_problem
-from ..release import ReleaseRecordError, read_raw_records
+from ..release import ReleaseRecordError, read_raw_records, require
 from ..report import BuildReport
-from .common import KBEntity, mention_row, peer_layout, require, source_folder, tasks_for
+from .common import KBEntity, mention_row, peer_layout, source_folder, tasks_for
 
 NAME = "diffusiondb"
 SPLIT = "test"

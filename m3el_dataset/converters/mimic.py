@@ -33,7 +33,7 @@ from urllib.parse import unquote
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
-from ..release import ReleaseRecordError
+from ..release import ReleaseRecordError, require
 from ..report import BuildReport
 from .common import (
     KBEntity,
@@ -42,7 +42,6 @@ from .common import (
     mention_row,
     peer_layout,
     read_json_object,
-    require,
     source_folder,
     tasks_for,
 )

@@ -31,9 +31,9 @@ from PIL import Image
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
-from ..release import ReleaseRecordError
+from ..release import ReleaseRecordError, require
 from ..report import BuildReport
-from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, require, source_folder, tasks_for
+from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
 
 IMAGE_DIR = "images"
 KB_IMAGE_DIR = "kb_image"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
-from .sources import load_mentions
+from .sources import load_source_mentions
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def write_records(work_dir: Path, release_dir: Path, topic: str,
 
     Items that are not finished (failed upstream) are left out; the stage reports say why.
     """
-    items = [item for m in load_mentions(work_dir, topic) if (item := load_item(m.key)) is not None]
+    items = [item for m in load_source_mentions(work_dir, topic) if (item := load_item(m.key)) is not None]
     records = [release_record(item) for item in items]
     atomic_write_text(release_path(release_dir, topic), json.dumps(records, ensure_ascii=False, indent=1) + "\n")
     lines = "".join(json.dumps(provenance(item), ensure_ascii=False) + "\n" for item in items)

@@ -12,10 +12,10 @@ from .candidates import CandidateGenerator
 from .config import PipelineConfig
 from .disambiguation import build_disambiguator
 from .http_client import PipelineHttpClient
+from .image_fetcher import ImageFetcher
 from .image_selection import build_image_selector
-from .images import ImageFetcher
 from .records import write_records
-from .sources import load_mentions, write_mentions
+from .sources import load_source_mentions, write_mentions
 from .stage import StageRunner
 from .wikidata import WikidataClient
 
@@ -51,7 +51,7 @@ def run_candidates(config: PipelineConfig, http: PipelineHttpClient, on_commit=N
     """Stage 2 over the mentions of every configured topic."""
     generator = CandidateGenerator(WikidataClient(http, config.endpoints), config.candidates,
                                    build_disambiguator(config.disambiguation, http))
-    items = [(m.key, m) for topic in config.topics for m in load_mentions(config.work_dir, topic)]
+    items = [(m.key, m) for topic in config.topics for m in load_source_mentions(config.work_dir, topic)]
     return asdict(_runner(config, "candidates", on_commit).run(items, generator))
 
 
@@ -60,7 +60,7 @@ def run_images(config: PipelineConfig, http: PipelineHttpClient, on_commit=None)
     fetcher = ImageFetcher(http, config.endpoints, config.images, build_image_selector(config.images.clip_model),
                            config.release_dir, config.candidates.k)
     upstream = _runner(config, "candidates", None)
-    items = [(m.key, found) for topic in config.topics for m in load_mentions(config.work_dir, topic)
+    items = [(m.key, found) for topic in config.topics for m in load_source_mentions(config.work_dir, topic)
              if (found := upstream.load(m.key)) is not None]
     return asdict(_runner(config, "images", on_commit).run(items, fetcher))
 

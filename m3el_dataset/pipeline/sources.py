@@ -23,7 +23,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ..constants import check_topic
 from .atomic import atomic_write_text
@@ -74,10 +73,6 @@ def _read_csv(path: Path, topic: str, required: tuple[str, ...]) -> Iterator[tup
             raise ValueError(f"{topic} source {path} lacks the column(s) {', '.join(missing)} "
                              f"(found: {', '.join(reader.fieldnames or [])}); pass the file the paper names.")
         yield from enumerate(reader)
-
-
-def _first(row: dict[str, Any], *columns: str) -> str | None:
-    return next((row[c] for c in columns if row.get(c)), None)
 
 
 def read_movies(path: Path) -> Iterator[tuple[int, str, str, str | None]]:
@@ -207,7 +202,7 @@ def write_mentions(work_dir: Path, topic: str, source: Path) -> int:
     return len(mentions)
 
 
-def load_mentions(work_dir: Path, topic: str) -> list[SourceMention]:
+def load_source_mentions(work_dir: Path, topic: str) -> list[SourceMention]:
     """Read ``mentions/<topic>.jsonl``; ``FileNotFoundError`` says to run the sources stage first."""
     path = mentions_path(work_dir, topic)
     if not path.is_file():
