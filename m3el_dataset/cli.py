@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .export import ExportConfig, export_release
 from .parquet_shards import ShardLimits
+from .report import BuildReport
 from .stats import compute_statistics, format_statistics
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,25 @@ def _size(text: str) -> int:
     if lowered.isdigit():
         return int(lowered)
     raise argparse.ArgumentTypeError(f"invalid size {text!r}; write e.g. 500MB, 2GB or a number of bytes")
+
+
+def _add_export_options(command: argparse.ArgumentParser) -> None:
+    """The options that ``build`` and ``convert`` share, read back by `_export_config`."""
+    command.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
+    command.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
+    command.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
+    command.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
+    command.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    command.add_argument(
+        "--repo-id", default=None, help="repository named in the card's examples (default <org>/<dataset name>)"
+    )
+    command.add_argument("--license", default="unknown", help="licence field of the card")
+
+
+def _print_skipped(report: BuildReport) -> None:
+    """One line per record that ``--skip-invalid`` skipped."""
+    for skip in report.skipped_records:
+        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
 
 
 def _export_config(args: argparse.Namespace) -> ExportConfig:
@@ -45,8 +65,7 @@ def _build(args: argparse.Namespace) -> int:
     report = result.report
     print(f"Wrote {result.statistics.total.mentions} mentions, {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
-    for skip in report.skipped_records:
-        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
+    _print_skipped(report)
     for problem in report.image_problems:
         print(f"empty image: {problem.record_id} ({problem.role}) {problem.status}: {problem.path}")
     print(f"Build report: {result.out_dir / 'build_report.json'}")
@@ -60,8 +79,7 @@ def _convert(args: argparse.Namespace) -> int:
     nil = result.statistics.total.gold_absent
     print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
-    for skip in result.report.skipped_records:
-        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
+    _print_skipped(result.report)
     empty_images = len(result.report.image_problems)
     print(f"{empty_images} empty image cells; build report: {result.out_dir / 'build_report.json'}")
     return 0
@@ -96,14 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build a Hub folder (Parquet shards + card) from a raw release")
     build.add_argument("raw_dir", help="the folder the release archive unpacks to (the /M3EL/ of its image paths)")
     build.add_argument("out_dir", help="the folder to write, ready for 'm3el-dataset push'")
-    build.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
     build.add_argument("--num-proc", type=int, default=1, help="processes reading and checking images")
-    build.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
-    build.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
-    build.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
-    build.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    build.add_argument("--repo-id", default=None, help="repository named in the card's examples (default <org>/m3el)")
-    build.add_argument("--license", default="unknown", help="licence field of the card")
+    _add_export_options(build)
     build.set_defaults(handler=_build)
 
     from .converters import CONVERTERS
@@ -114,13 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="; ".join(f"{c.name}: {c.description}" for c in CONVERTERS.values()))  # fmt: skip
     convert.add_argument("src_dir", help="the folder the dataset unpacks to")
     convert.add_argument("out_dir", help="the folder to write, ready for 'm3el-dataset push'")
-    convert.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
-    convert.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
-    convert.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
-    convert.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
-    convert.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    convert.add_argument("--repo-id", default=None, help="repository named in the card's examples")
-    convert.add_argument("--license", default="unknown", help="licence field of the card")
+    _add_export_options(convert)
     convert.set_defaults(handler=_convert)
 
     stats = commands.add_parser("stats", help="print statistics of a raw release or an exported folder")
