@@ -9,14 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from converter_fixtures import write_diffusiondb_parquet, write_mimic, write_wikidiverse, write_wikiperson
+from converter_fixtures import write_diffusiondb_parquet, write_wikidiverse, write_wikiperson
 from PIL import Image
-from tiny_clip import save_tiny_clip
 
 from m3el_benchmark.baselines import load_adapter, parse_model_spec
 from m3el_benchmark.evaluation.data import UniqueInputs, check_supported, load_kb, load_mentions
 from m3el_benchmark.evaluation.dataset_specs import dataset_specs
-from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold, top_k_entities
+from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, count_above_gold
 from m3el_benchmark.run import CONFIG_DIR, main
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig
@@ -44,44 +43,6 @@ def test_chunked_counts_match_a_brute_force_loop():
             assert 1 + n_higher[i] + n_equal[i] == brute_force_rank(scores, g), (chunk_size, i)
         assert n_missing.tolist() == [1] * 7
     assert (n_equal[0], n_higher[1]) == (1, 22)  # the duplicate; a gold without embedding is past every finite one
-
-
-def test_chunked_top_k_matches_a_full_sort():
-    queries, keys = torch.randn(5, 1, 6), torch.randn(50, 1, 6)
-    keys[7] = float("nan")
-    scores, indices = top_k_entities(queries, keys, k=10, chunk_size=8)
-    full = (queries[:, 0] @ keys[:, 0].T).nan_to_num(nan=float("-inf"))
-    expected_scores, expected_indices = full.topk(10, dim=1)
-    torch.testing.assert_close(scores, expected_scores)
-    assert torch.equal(indices, expected_indices)
-    with pytest.raises(ValueError, match="Unknown search backend 'annoy'; choose one of torch, faiss"):
-        top_k_entities(queries, keys, k=3, backend="annoy")
-
-
-def test_faiss_top_k_agrees_with_torch():
-    pytest.importorskip("faiss")
-    queries, keys = torch.randn(5, 1, 6), torch.randn(50, 1, 6)
-    keys[7] = float("nan")  # an entity without embedding: last for torch, left out by FAISS
-    _, torch_indices = top_k_entities(queries, keys, k=10, chunk_size=8)
-    _, faiss_indices = top_k_entities(queries, keys, k=10, backend="faiss")
-    assert torch.equal(torch_indices, faiss_indices)
-
-
-def test_faiss_backend_without_faiss_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "faiss", None)
-    with pytest.raises(ImportError, match="pip install faiss-cpu"):
-        top_k_entities(torch.randn(2, 1, 4), torch.randn(3, 1, 4), k=2, backend="faiss")
-
-
-@pytest.fixture(scope="module")
-def mimic_dataset(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("mimic_kb")
-    return str(convert("mimic", write_mimic(root / "WikiMEL"), root / "hub", ExportConfig()).out_dir)
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
 
 
 def _embed(adapter, texts: list[str], images: list[bytes | None]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:

@@ -9,8 +9,6 @@ size; `ranks_from_counts` turns the counts into ranks for the ``m3el_accuracy`` 
 The rules of the candidate protocol hold here too (see `scoring`): an entity without a usable image scores -inf
 in an image task; a mention without its image, in a task that needs it, ranks past every entity (KB size + 1);
 a mention whose gold is not in the KB (NIL, or a QID the KB lacks) has rank -1, wrong at every k.
-
-`top_k_entities` returns each mention's best entities, by the same chunked products or, if installed, FAISS.
 """
 
 from __future__ import annotations
@@ -18,15 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..m3el_accuracy.ranking_metrics import NO_GOLD, ranks_from_counts
 from .data import KnowledgeBase, MentionTable
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
 from .scoring import CandidateScorer, Setting, pair_keys, row_indices
-
-SEARCH_BACKENDS = ("torch", "faiss")
 
 TIE_TOLERANCE = 1e-6
 """Scores this close to the gold's are ties. The gold's own score comes from a different matrix product than a
@@ -92,53 +87,6 @@ def count_above_gold(
 def kb_scores_pairwise(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """Score ``(batch,)`` of query i ``(batch, q, d)`` against its own key i ``(batch, k, d)``."""
     return torch.einsum("bqd,bkd->bqk", queries, keys).flatten(1).amax(dim=1)
-
-
-def top_k_entities(
-    queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 16384, backend: str = "torch"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best keys of each query: ``(scores, indices)``, each ``(batch, k)``, best first.
-
-    ``backend="torch"`` merges the top-k of each chunk of ``keys``; ``"faiss"`` searches an exact inner-product
-    index (single-vector embeddings only). Keys without embedding score -inf (torch) or are left out (faiss: index
-    -1 past the last finite one).
-    """
-    if backend not in SEARCH_BACKENDS:
-        raise ValueError(f"Unknown search backend {backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}.")
-    k = min(k, len(keys))
-    if backend == "faiss":
-        return _faiss_top_k(queries, keys, k)
-    best_scores = torch.full((len(queries), 0), float("-inf"))
-    best_indices = torch.zeros((len(queries), 0), dtype=torch.long)
-    for start in range(0, len(keys), chunk_size):
-        scores = kb_scores(queries, keys[start : start + chunk_size]).nan_to_num(nan=float("-inf"))
-        scores, indices = scores.topk(min(k, scores.shape[1]), dim=1)
-        merged_scores = torch.cat([best_scores, scores], dim=1)
-        merged_indices = torch.cat([best_indices, indices + start], dim=1)
-        best_scores, order = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
-        best_indices = merged_indices.gather(1, order)
-    return best_scores, best_indices
-
-
-def _faiss_top_k(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        import faiss
-    except ImportError as error:
-        raise ImportError("The faiss search backend needs FAISS: `pip install faiss-cpu`, or use 'torch'.") from error
-    if queries.shape[1] != 1 or keys.shape[1] != 1:
-        raise ValueError(
-            f"FAISS searches one vector per input, but the queries have {queries.shape[1]} and the keys "
-            f"{keys.shape[1]} (e.g. BLIP-2's query tokens); use the torch backend."
-        )
-    finite = ~torch.isnan(keys[:, 0]).any(dim=1)
-    index = faiss.IndexFlatIP(keys.shape[-1])
-    index.add(np.ascontiguousarray(keys[finite, 0].numpy(), dtype=np.float32))
-    found = np.ascontiguousarray(queries[:, 0].nan_to_num(0.0).numpy(), dtype=np.float32)
-    scores, rows = index.search(found, k)
-    ids = finite.nonzero().flatten()
-    rows = torch.from_numpy(rows)
-    indices = torch.where(rows >= 0, ids[rows.clamp(min=0)], torch.tensor(-1))
-    return torch.from_numpy(scores), indices
 
 
 class KBScorer:
