@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from converter_fixtures import write_diffusiondb_parquet, write_wikidiverse, write_wikiperson
+from converter_fixtures import write_diffusiondb_parquet, write_mimic, write_wikidiverse, write_wikiperson
 from PIL import Image
+from tiny_clip import save_tiny_clip
 
 from m3el_benchmark.baselines import load_adapter, parse_model_spec
 from m3el_benchmark.evaluation.data import UniqueInputs, check_supported, load_kb, load_mentions
@@ -43,6 +44,17 @@ def test_chunked_counts_match_a_brute_force_loop():
             assert 1 + n_higher[i] + n_equal[i] == brute_force_rank(scores, g), (chunk_size, i)
         assert n_missing.tolist() == [1] * 7
     assert (n_equal[0], n_higher[1]) == (1, 22)  # the duplicate; a gold without embedding is past every finite one
+
+
+@pytest.fixture(scope="module")
+def mimic_dataset(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("mimic_kb")
+    return str(convert("mimic", write_mimic(root / "WikiMEL"), root / "hub", ExportConfig()).out_dir)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
 
 
 def _embed(adapter, texts: list[str], images: list[bytes | None]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
