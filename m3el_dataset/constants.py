@@ -7,6 +7,7 @@ configs, the training script and the benchmark all read them from this module (t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 TOPICS: tuple[str, ...] = ("movies", "common", "person", "books", "sports")
 """The five topics of M3EL, in the order of the paper's Table 3."""
@@ -48,7 +49,7 @@ ALL_SPLITS: tuple[str, ...] = SPLITS + TOPICS
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a modality task needs on each side."""
+    """What a modality task needs on each side. Parse a task's name once (`parse_task`) and pass the spec on."""
 
     name: str
     mention_text: bool
@@ -56,9 +57,16 @@ class TaskSpec:
     entity_text: bool
     entity_image: bool
 
+    def __str__(self) -> str:
+        return self.name
 
-def parse_task(task: str) -> TaskSpec:
-    """Return the `TaskSpec` of ``task`` (e.g. ``"ITm-Ie"``); raise ``ValueError`` naming the valid tasks."""
+
+@cache
+def parse_task(task: str | TaskSpec) -> TaskSpec:
+    """Return the `TaskSpec` of ``task`` (e.g. ``"ITm-Ie"``; a spec is returned as it is); raise ``ValueError``
+    naming the valid tasks."""
+    if isinstance(task, TaskSpec):
+        return task
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     mention, entity = task.split("-")

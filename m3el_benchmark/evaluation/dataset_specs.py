@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, parse_task
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TaskSpec, parse_task
 from m3el_dataset.published import PUBLISHED_FIGURES
 
 from .data import check_names
@@ -36,7 +36,8 @@ class DatasetSpec:
         name (`str`): its column in Table 5 and its name in the records.
         path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (see `data.resolve_dataset`).
         protocol (`str`): one of `PROTOCOLS`.
-        tasks, text_formats, splits (`tuple[str]`): what is scored; the first task and format head the tables.
+        tasks (`tuple[TaskSpec]`, names accepted): the scored tasks; the first one heads the tables.
+        text_formats, splits (`tuple[str]`): the scored formats (the first heads the tables) and splits.
         topics (`tuple[str]` or `None`): M3EL topics to keep; `None` keeps every group.
         published (`str`, *optional*): key of `PUBLISHED_FIGURES` shown beside ours, marked "published".
         drop_nil (`bool`, defaults to `False`): leave out NIL mentions (no gold entity at all), as MIMIC's published
@@ -46,7 +47,7 @@ class DatasetSpec:
     name: str
     path: str
     protocol: str
-    tasks: tuple[str, ...]
+    tasks: tuple[TaskSpec, ...]
     text_formats: tuple[str, ...]
     splits: tuple[str, ...]
     topics: tuple[str, ...] | None = None
@@ -55,7 +56,8 @@ class DatasetSpec:
 
     def __post_init__(self):
         check_names([self.protocol], PROTOCOLS, f"protocol of dataset {self.name!r}")
-        check_names(self.tasks, TASKS, f"task of dataset {self.name!r}")
+        check_names([str(task) for task in self.tasks], TASKS, f"task of dataset {self.name!r}")
+        object.__setattr__(self, "tasks", tuple(map(parse_task, self.tasks)))
         check_names(self.text_formats, TEXT_FORMATS, f"text format of dataset {self.name!r}")
         check_names(self.splits, ALL_SPLITS, f"split of dataset {self.name!r}")
         if self.published is not None:
@@ -64,7 +66,7 @@ class DatasetSpec:
     @property
     def mention_text_formats(self) -> tuple[str, ...]:
         """The text formats read: none when no task has a mention text (an image-only dataset has no text)."""
-        return self.text_formats if any(parse_task(task).mention_text for task in self.tasks) else ()
+        return self.text_formats if any(task.mention_text for task in self.tasks) else ()
 
 
 def _entry_mapping(entry: Any) -> dict[str, Any]:

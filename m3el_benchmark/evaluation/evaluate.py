@@ -95,12 +95,12 @@ def needed_inputs(
         if spec_text and spec_image and pair_fusion and image_key is not None:
             pairs[pair_key(text_key, image_key)] = (inputs.texts[text_key], inputs.images[image_key])
 
-    mention_sides = {(s.text_format, s.spec.mention_text, s.spec.mention_image) for s in settings}
+    mention_sides = {(s.text_format, s.task.mention_text, s.task.mention_image) for s in settings}
     for text_format, wants_text, wants_image in sorted(mention_sides):
         for row, image_key in enumerate(mentions.mention_images):
             text_key = mentions.mention_texts[text_format][row] if wants_text else None
             add(text_key, image_key, wants_text, wants_image)
-    for wants_text, wants_image in sorted({(s.spec.entity_text, s.spec.entity_image) for s in settings}):
+    for wants_text, wants_image in sorted({(s.task.entity_text, s.task.entity_image) for s in settings}):
         for text_keys, image_keys in candidates:
             for text_key, image_key in zip(text_keys, image_keys, strict=True):
                 add(text_key, image_key, wants_text, wants_image)
@@ -116,7 +116,7 @@ def _records(
         ranks, missing_scores, missing_mentions = figures[:, column].T
         metrics = compute_ranking_metrics_from_ranks(ranks, groups={"topic": topics})
         by_topic = metrics.pop("by_group")["topic"]
-        base = {**base_fields, "task": setting.task, "text_format": setting.text_format}
+        base = {**base_fields, "task": setting.task.name, "text_format": setting.text_format}
         records.append({**base, "topic": ALL_TOPICS, **metrics, "missing_candidate_scores": int(missing_scores.sum()),
                         "missing_mentions": int(missing_mentions.sum())})  # fmt: skip
         for topic, topic_metrics in by_topic.items():

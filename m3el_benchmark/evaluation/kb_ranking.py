@@ -116,7 +116,7 @@ class KBScorer:
 
     def entity_vectors(self, setting: Setting) -> torch.Tensor:
         """``(len(kb), num_vectors, dim)``: every KB entity in the task's entity modality, built once per modality."""
-        spec = setting.spec
+        spec = setting.task
         modality = (spec.entity_text, spec.entity_image)
         if modality not in self._entities:
             rows = self.kb_rows

@@ -38,21 +38,21 @@ NO_FORMAT = "-"
 
 @dataclass(frozen=True)
 class Setting:
-    """One scored configuration: a task and the mention text format (`NO_FORMAT` for image-only mentions)."""
+    """One scored configuration: a task (its name is parsed once, here) and the mention text format (`NO_FORMAT`
+    for image-only mentions)."""
 
-    task: str
+    task: TaskSpec
     text_format: str
 
-    @property
-    def spec(self) -> TaskSpec:
-        return parse_task(self.task)
+    def __post_init__(self):
+        object.__setattr__(self, "task", parse_task(self.task))
 
 
-def settings_for(tasks: Sequence[str], text_formats: Sequence[str]) -> list[Setting]:
+def settings_for(tasks: Sequence[str | TaskSpec], text_formats: Sequence[str]) -> list[Setting]:
     """Every (task, format) to score; a task whose mention has no text is scored once, with `NO_FORMAT`."""
     settings = []
-    for task in tasks:
-        formats = text_formats if parse_task(task).mention_text else [NO_FORMAT]
+    for task in map(parse_task, tasks):
+        formats = text_formats if task.mention_text else [NO_FORMAT]
         settings.extend(Setting(task, text_format) for text_format in formats)
     return settings
 
@@ -127,7 +127,7 @@ class CandidateScorer:
 
     def mention_vectors(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
         """``(len(batch), num_vectors, dim)``: the mentions ``batch`` in the task's mention modality and format."""
-        spec, name, rows = setting.spec, setting.text_format, self.rows
+        spec, name, rows = setting.task, setting.text_format, self.rows
         return self.side_vectors(
             rows["mention_text"][name][batch] if spec.mention_text else None,
             rows["mention_image"][batch],
@@ -138,7 +138,7 @@ class CandidateScorer:
 
     def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
         """``(len(batch), 3)``: gold rank, missing candidate scores and mention-missing flag of each mention."""
-        spec, rows = setting.spec, self.rows
+        spec, rows = setting.task, self.rows
         mention = self.mention_vectors(setting, batch)
         candidates = self.side_vectors(
             rows["candidate_text"][batch],

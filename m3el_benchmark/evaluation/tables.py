@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m3el_dataset.constants import parse_task
+from m3el_dataset.constants import TaskSpec, parse_task
 from m3el_dataset.published import PUBLISHED_FIGURES
 
 from .dataset_specs import DatasetSpec
@@ -93,8 +93,8 @@ def _published_models(specs: Sequence[DatasetSpec]) -> list[str]:
     return list(dict.fromkeys(models))
 
 
-def _format_of(task: str, text_format: str) -> str:
-    return text_format if parse_task(task).mention_text else NO_FORMAT
+def _format_of(task: TaskSpec, text_format: str) -> str:
+    return text_format if task.mention_text else NO_FORMAT
 
 
 @dataclass
@@ -102,15 +102,19 @@ class TableLayout:
     """What the tables show: models (row order), the evaluated names, the headline setting and the metric."""
 
     models: list[str]
-    tasks: list[str]
+    tasks: list[TaskSpec]
     text_formats: list[str]
     topics: list[str]
-    headline_task: str
+    headline_task: TaskSpec
     headline_format: str
     dataset_name: str
     metric: str = "accuracy"
     datasets: list[DatasetSpec] = field(default_factory=list)
     table5_metrics: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.tasks = [parse_task(task) for task in self.tasks]  # names accepted
+        self.headline_task = parse_task(self.headline_task)
 
     def columns(self) -> list[DatasetSpec]:
         """The datasets of Table 5 (``dataset_name`` on the headline setting when none are given)."""
@@ -121,10 +125,10 @@ class TableLayout:
 
 
 def _head(spec: DatasetSpec, layout: TableLayout) -> tuple[str, str]:
-    """A dataset's headline (task, format): the run's headline ones if it was scored on them, else its first."""
+    """A dataset's headline (task name, format): the run's headline ones if it was scored on them, else its first."""
     task = layout.headline_task if layout.headline_task in spec.tasks else spec.tasks[0]
     text_format = layout.headline_format if layout.headline_format in spec.text_formats else spec.text_formats[0]
-    return task, _format_of(task, text_format)
+    return task.name, _format_of(task, text_format)
 
 
 def build_table5(records: Sequence[dict[str, Any]], layout: TableLayout) -> Table:
@@ -169,18 +173,18 @@ def build_tables(records: Sequence[dict[str, Any]], layout: TableLayout) -> list
     label = "ACC" if metric == "accuracy" else metric
     tables = []
     if single:
-        for task in [task for task in layout.tasks if parse_task(task).mention_text]:
+        for task in [task.name for task in layout.tasks if task.mention_text]:
             rows = [[model] + [_cell(index.get((model, task, fmt, ALL_TOPICS)), metric)
                                for fmt in layout.text_formats] for model in layout.models]  # fmt: skip
             tables.append(Table(f"table4_{task}", f"Table 4 - {label} (%) on {task} by mention text format",
                                 ["Model", *layout.text_formats], rows))  # fmt: skip
     tables.append(build_table5(records, layout))
     if single:
-        head = (layout.headline_task, _format_of(layout.headline_task, layout.headline_format))
-        rows = [[model] + [_cell(index.get((model, task, _format_of(task, layout.headline_format), ALL_TOPICS)),
+        head = (layout.headline_task.name, _format_of(layout.headline_task, layout.headline_format))
+        rows = [[model] + [_cell(index.get((model, task.name, _format_of(task, layout.headline_format), ALL_TOPICS)),
                                  metric) for task in layout.tasks] for model in layout.models]  # fmt: skip
         tables.append(Table("tasks", f"{label} (%) by task (text format {layout.headline_format})",
-                            ["Model", *layout.tasks], rows))  # fmt: skip
+                            ["Model", *(task.name for task in layout.tasks)], rows))  # fmt: skip
         topics = [*layout.topics, ALL_TOPICS]
         rows = [[model] + [_cell(index.get((model, *head, topic)), metric) for topic in topics]
                 for model in layout.models]  # fmt: skip
