@@ -176,7 +176,8 @@ def test_from_clip_rejects_other_model_types(tmp_path):
 def test_save_pretrained_round_trip_through_auto_model(tmp_path, model, tester):
     model.save_pretrained(tmp_path)
     names = set(os.listdir(tmp_path))
-    assert {"model.safetensors", "configuration_clip_nd.py", "modeling_clip_nd.py"} <= names
+    # The modeling file's relative imports travel with it: the loss file is copied too.
+    assert {"model.safetensors", "configuration_clip_nd.py", "modeling_clip_nd.py", "loss_clip_nd.py"} <= names
     assert not any(name.endswith((".bin", ".pt")) for name in names)
     assert "model_card.py" not in names
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
