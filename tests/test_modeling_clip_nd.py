@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,7 @@ from modeling_clip_nd import (
 from modeling_clip_nd.processing_clip_nd import sentence_before_mention
 
 PROJECTION_DIM = 32
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class CLIPNDModelTester:
@@ -213,6 +215,18 @@ _FRESH_PROCESS_SCRIPT = textwrap.dedent(
     print(json.dumps({**names, "embeds": embeds.tolist()}))
     """
 )
+
+
+def test_the_model_package_imports_nothing_of_the_dataset_or_the_benchmark():
+    # What travels to the Hub must stand alone: `import modeling_clip_nd` may load transformers and torch, not the
+    # dataset stack or the benchmark. A fresh process, so that no other test has imported them already.
+    script = (
+        "import modeling_clip_nd, sys; "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('m3el_dataset', 'm3el_benchmark'))); "
+        "assert not loaded, loaded"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_remote_code_loads_in_a_process_that_cannot_import_the_package(tmp_path, model):
