@@ -1,8 +1,8 @@
 """CLIP-ND: CLIP trained for multi-modal entity linking on M3EL, as a Hub-native transformers model.
 
-Importing this package registers ``clip_nd`` with `AutoConfig` and `AutoModel`. The configuration and modeling
-files travel to the Hub with every saved model (``save_pretrained`` writes their ``auto_map``), so
-``AutoModel.from_pretrained(repo, trust_remote_code=True)`` works without this package installed.
+Importing this package registers ``clip_nd`` with `AutoConfig` and `AutoModel`. The configuration, modeling and
+loss files travel to the Hub with every saved model (``save_pretrained`` copies them and writes their ``auto_map``),
+so ``AutoModel.from_pretrained(repo, trust_remote_code=True)`` works without this package installed.
 """
 
 from transformers import AutoConfig, AutoModel

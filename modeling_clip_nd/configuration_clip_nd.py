@@ -11,6 +11,16 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
+_RECIPE_FIELDS_OF_OLD_CONFIGS = (
+    "learning_rate",
+    "adam_betas",
+    "adam_epsilon",
+    "weight_decay",
+    "train_batch_size",
+    "num_train_epochs",
+)
+"""Fields that configs saved before `training_arguments` carried; loading such a config ignores them."""
+
 MISSING_IMAGE_FALLBACKS = ("text", "nan")
 """What an (I+T) embedding becomes when its image is missing: the text embedding alone, or a NaN row."""
 
@@ -19,7 +29,7 @@ class CLIPNDConfig(CLIPConfig):
     r"""
     Configuration of a [`CLIPNDModel`]. CLIP-ND has exactly the architecture of CLIP (by default ViT-B/32): the
     text and vision towers are configured as in [`CLIPConfig`]. What CLIP-ND adds is how a mention or an entity
-    seen through both modalities becomes one embedding, and the training recipe of the M3EL paper.
+    seen through both modalities becomes one embedding, and a record of how the model was trained.
 
     Args:
         text_config (`dict`, *optional*):
@@ -42,25 +52,18 @@ class CLIPNDConfig(CLIPConfig):
         missing_image_fallback (`str`, *optional*, defaults to `"text"`):
             What the (I+T) embedding of an example without an image becomes: `"text"` uses its text embedding
             alone (a warning counts such examples per batch), `"nan"` gives a NaN row like an image-only embedding.
-        learning_rate (`float`, *optional*, defaults to 1e-5):
-            Peak learning rate of AdamW in the paper's training recipe.
-        adam_betas (`tuple[float, float]`, *optional*, defaults to `(0.9, 0.98)`):
-            AdamW betas of the paper's recipe (CLIP's choice for contrastive training).
-        adam_epsilon (`float`, *optional*, defaults to 1e-6):
-            AdamW epsilon of the paper's recipe.
-        weight_decay (`float`, *optional*, defaults to 0.001):
-            AdamW weight decay of the paper's recipe.
-        train_batch_size (`int`, *optional*, defaults to 256):
-            Global batch size of the paper's recipe; every other entity of the batch is a negative in the loss.
-        num_train_epochs (`int`, *optional*, defaults to 35):
-            Number of training epochs of the paper's recipe.
+        training_arguments (`dict`, *optional*):
+            The arguments the model was trained with, as a flat `{name: value}` mapping (e.g. `learning_rate`,
+            `adam_beta1`, `per_device_train_batch_size`, `num_train_epochs`, `task`), written by the M3EL trainer
+            when it saves the model. `None` for a model that was not trained by it (e.g. fresh from `from_clip`).
+            The paper's training recipe is not part of the config: it is the default of the trainer's arguments.
 
     Example:
 
     ```python
     >>> from modeling_clip_nd import CLIPNDConfig, CLIPNDModel
 
-    >>> configuration = CLIPNDConfig()  # CLIP ViT-B/32 towers, the paper's fusion and training defaults
+    >>> configuration = CLIPNDConfig()  # CLIP ViT-B/32 towers, the paper's fusion defaults
     >>> model = CLIPNDModel(configuration)
     ```"""
 
@@ -69,12 +72,7 @@ class CLIPNDConfig(CLIPConfig):
     logit_scale_max: float = math.log(100.0)
     fusion_image_weight: float = 0.5
     missing_image_fallback: str = "text"
-    learning_rate: float = 1e-5
-    adam_betas: tuple[float, float] | list[float] = (0.9, 0.98)
-    adam_epsilon: float = 1e-6
-    weight_decay: float = 0.001
-    train_batch_size: int = 256
-    num_train_epochs: int = 35
+    training_arguments: dict | None = None
 
     @classmethod
     def from_clip_config(cls, clip_config: CLIPConfig | dict, **kwargs) -> "CLIPNDConfig":
@@ -97,8 +95,17 @@ class CLIPNDConfig(CLIPConfig):
                 f"missing_image_fallback={self.missing_image_fallback!r} is not supported; choose one of "
                 f"{', '.join(MISSING_IMAGE_FALLBACKS)}."
             )
-        # JSON has no tuples: keep the betas a tuple after a save/load round trip.
-        self.adam_betas = tuple(self.adam_betas)
+        arguments = self.training_arguments
+        if arguments is not None and not (isinstance(arguments, dict) and all(isinstance(k, str) for k in arguments)):
+            raise ValueError(
+                f"training_arguments={arguments!r} is not a mapping of argument names to values; pass the "
+                "arguments the model was trained with as a dict, or None."
+            )
+        # Configs saved before `training_arguments` carried the paper's recipe as fields of their own: its defaults,
+        # which the trainer never read. Drop them, so that an old model loads without keeping a misleading copy.
+        dropped = [key for key in _RECIPE_FIELDS_OF_OLD_CONFIGS if kwargs.pop(key, None) is not None]
+        if dropped:
+            logger.info("Ignoring the training-recipe fields of an old CLIP-ND config: %s.", ", ".join(dropped))
         super().__post_init__(**kwargs)
 
 

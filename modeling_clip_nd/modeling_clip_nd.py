@@ -4,7 +4,8 @@
 CLIP-ND has exactly CLIP's parameters and cost; what makes it CLIP-ND is its training. `CLIPNDModel` therefore
 subclasses `CLIPModel` (same module tree, same weight names) and only adds the mention-entity API.
 
-This file travels to the Hub with the model: it imports only torch, transformers and its sibling configuration.
+This file travels to the Hub with the model: it imports only torch, transformers and its siblings (the
+configuration, and the loss and output in ``loss_clip_nd.py``).
 
 Missing images (empty image cells of the dataset) follow one rule everywhere: a missing image is a row of
 ``pixel_values`` that is entirely NaN, or that ``image_mask`` marks ``False``. It is never encoded, and its image
@@ -13,15 +14,15 @@ example follows ``config.missing_image_fallback``; the loss leaves NaN rows out.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import CLIPModel, PreTrainedConfig
-from transformers.utils import ModelOutput, logging
+from transformers.utils import logging
 
 from .configuration_clip_nd import CLIPNDConfig
+from .loss_clip_nd import CLIPNDOutput, clip_nd_contrastive_loss
 
 logger = logging.get_logger(__name__)
 
@@ -32,140 +33,6 @@ FEATURE_INPUT_NAMES = ("input_ids", "attention_mask", "position_ids", "pixel_val
 """Keys a mapping passed to `CLIPNDModel.get_features` or `CLIPNDModel.score` may hold."""
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
-
-
-def _present_rows(embeds: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Tensor:
-    """Return the boolean mask of rows of ``embeds`` that are present: ``mask`` if given, else the non-NaN rows."""
-    nan_rows = torch.isnan(embeds).any(dim=-1)
-    if mask is None:
-        return ~nan_rows
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != nan_rows.shape:
-        raise ValueError(
-            f"{name} must be a boolean tensor of shape {tuple(nan_rows.shape)}, got "
-            f"{getattr(mask, 'dtype', type(mask).__name__)} of shape {tuple(getattr(mask, 'shape', ()))}."
-        )
-    if (mask & nan_rows).any():
-        rows = (mask & nan_rows).nonzero().flatten().tolist()
-        raise ValueError(f"Rows {rows} are NaN but {name} marks them present; set {name} to False there.")
-    return mask.to(embeds.device)
-
-
-def clip_nd_contrastive_loss(
-    mention_embeds: torch.Tensor,
-    entity_embeds: torch.Tensor,
-    logit_scale: torch.Tensor | float,
-    mention_mask: torch.Tensor | None = None,
-    entity_mask: torch.Tensor | None = None,
-    entity_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Symmetric InfoNCE between mentions and their gold entities (the paper's Eq. 2), as in CLIP.
-
-    Mention ``i`` is paired with entity ``i``; entities past the number of mentions are extra (hard) negatives,
-    used only in the mention-to-entity direction. Missing rows (NaN, as embeddings of missing images are, or
-    ``False`` in a mask) are left out: a pair counts only if both sides are present, and a missing entity is never
-    a negative. Pass features gathered across ranks to use every rank's negatives.
-
-    With ``entity_ids``, the same entity appearing in another column (another mention's gold, a hard negative,
-    a repeated sample) is not a negative of a mention it is the gold of: such a column would push the mention away
-    from its own entity.
-
-    Args:
-        mention_embeds (`torch.Tensor` of shape `(num_mentions, dim)`): L2-normalised mention embeddings.
-        entity_embeds (`torch.Tensor` of shape `(num_entities, dim)`): L2-normalised entity embeddings,
-            `num_entities >= num_mentions`.
-        logit_scale (`torch.Tensor` or `float`): the inverse temperature, already exponentiated (and clamped).
-        mention_mask, entity_mask (`torch.BoolTensor`, *optional*): `True` for present rows.
-        entity_ids (`torch.LongTensor` of shape `(num_entities,)`, *optional*): an id per entity row (e.g. a hash
-            of its QID); equal ids are the same entity. Negative ids never match anything.
-
-    Returns:
-        The scalar loss; a zero still attached to the graph when no pair is present, so that every rank can step.
-    """
-    if mention_embeds.ndim != 2 or entity_embeds.ndim != 2 or mention_embeds.shape[1] != entity_embeds.shape[1]:
-        raise ValueError(
-            "mention_embeds and entity_embeds must be 2-D with the same embedding size, got shapes "
-            f"{tuple(mention_embeds.shape)} and {tuple(entity_embeds.shape)}."
-        )
-    num_pairs = mention_embeds.shape[0]
-    if entity_embeds.shape[0] < num_pairs:
-        raise ValueError(
-            f"Got {num_pairs} mentions but only {entity_embeds.shape[0]} entities; entity i must be the gold "
-            "entity of mention i, with any hard negatives appended after them."
-        )
-    mention_mask = _present_rows(mention_embeds, mention_mask, "mention_mask")
-    entity_mask = _present_rows(entity_embeds, entity_mask, "entity_mask")
-    pairs = (mention_mask & entity_mask[:num_pairs]).nonzero().flatten()
-    if pairs.numel() == 0:
-        logger.warning("No mention-entity pair of this batch has both sides present; its contrastive loss is 0.")
-        return (mention_embeds.nansum() + entity_embeds.nansum()) * 0.0
-    columns = entity_mask.nonzero().flatten()
-    # Where each pair's gold entity sits among the kept entity columns (both index lists are sorted).
-    targets = torch.searchsorted(columns, pairs)
-    mentions = mention_embeds[pairs]
-    logits_per_mention = logit_scale * mentions @ entity_embeds[columns].T
-    logits_per_entity = logit_scale * entity_embeds[pairs] @ mentions.T
-    if entity_ids is not None:
-        logits_per_mention, logits_per_entity = _mask_same_entity(
-            logits_per_mention, logits_per_entity, entity_ids, pairs, columns, targets
-        )
-    mention_loss = F.cross_entropy(logits_per_mention, targets)
-    entity_loss = F.cross_entropy(logits_per_entity, torch.arange(len(pairs), device=pairs.device))
-    return (mention_loss + entity_loss) / 2.0
-
-
-def _mask_same_entity(
-    logits_per_mention: torch.Tensor,
-    logits_per_entity: torch.Tensor,
-    entity_ids: torch.Tensor,
-    pairs: torch.Tensor,
-    columns: torch.Tensor,
-    targets: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Set to -inf every logit that pairs a mention with another copy of its own gold entity (not its target)."""
-    if entity_ids.ndim != 1 or entity_ids.shape[0] < len(logits_per_mention) or entity_ids.dtype.is_floating_point:
-        raise ValueError(
-            f"entity_ids must be a 1-D integer tensor with one id per entity row, got {entity_ids.dtype} of shape "
-            f"{tuple(entity_ids.shape)}."
-        )
-    entity_ids = entity_ids.to(pairs.device)
-    gold_ids, column_ids = entity_ids[pairs], entity_ids[columns]
-    rows = torch.arange(len(pairs), device=pairs.device)
-    same_column = (gold_ids[:, None] == column_ids[None, :]) & (gold_ids[:, None] >= 0)
-    same_column[rows, targets] = False
-    same_mention = (gold_ids[:, None] == gold_ids[None, :]) & (gold_ids[:, None] >= 0)
-    same_mention[rows, rows] = False
-    return (
-        logits_per_mention.masked_fill(same_column, float("-inf")),
-        logits_per_entity.masked_fill(same_mention, float("-inf")),
-    )
-
-
-@dataclass
-class CLIPNDOutput(ModelOutput):
-    r"""
-    Output of [`CLIPNDModel.forward`].
-
-    Args:
-        loss (`torch.Tensor` of shape `()`, *optional*, returned when `return_loss` is `True`):
-            Symmetric contrastive loss between mentions and their gold entities (the paper's Eq. 2).
-        logits_per_mention (`torch.Tensor` of shape `(num_mentions, num_entities)`):
-            Cosine similarities scaled by the clamped inverse temperature.
-        logits_per_entity (`torch.Tensor` of shape `(num_entities, num_mentions)`):
-            The transpose of `logits_per_mention`.
-        mention_embeds (`torch.Tensor` of shape `(num_mentions, projection_dim)`):
-            L2-normalised mention embeddings (NaN rows for missing images).
-        entity_embeds (`torch.Tensor` of shape `(num_entities, projection_dim)`):
-            L2-normalised entity embeddings (NaN rows for missing images).
-        logit_scale (`torch.Tensor` of shape `()`):
-            The inverse temperature used, `exp(min(logit_scale, config.logit_scale_max))`.
-    """
-
-    loss: torch.Tensor | None = None
-    logits_per_mention: torch.Tensor | None = None
-    logits_per_entity: torch.Tensor | None = None
-    mention_embeds: torch.Tensor | None = None
-    entity_embeds: torch.Tensor | None = None
-    logit_scale: torch.Tensor | None = None
 
 
 class CLIPNDModel(CLIPModel):
@@ -506,4 +373,5 @@ class CLIPNDModel(CLIPModel):
 CLIPNDConfig.register_for_auto_class()
 CLIPNDModel.register_for_auto_class("AutoModel")
 
+# CLIPNDOutput and the loss live in loss_clip_nd.py; re-exported so that imports from this file keep working.
 __all__ = ["CLIPNDModel", "CLIPNDOutput", "clip_nd_contrastive_loss"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,7 @@ from modeling_clip_nd import (
 from modeling_clip_nd.processing_clip_nd import sentence_before_mention
 
 PROJECTION_DIM = 32
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class CLIPNDModelTester:
@@ -88,26 +90,45 @@ def transformers_warnings():
 def test_config_carries_the_papers_defaults():
     config = CLIPNDConfig()
     assert config.model_type == "clip_nd"
-    assert (config.learning_rate, config.adam_betas, config.adam_epsilon) == (1e-5, (0.9, 0.98), 1e-6)
-    assert (config.weight_decay, config.train_batch_size, config.num_train_epochs) == (0.001, 256, 35)
+    # The training recipe is the trainer's argument defaults (tests/test_training.py); the config only records
+    # what a trained model ran with.
+    assert config.training_arguments is None
     assert config.fusion_image_weight == 0.5
     assert config.logit_scale_max == pytest.approx(math.log(100))
     assert config.vision_config.patch_size == 32  # CLIP ViT-B/32 towers
 
 
 def test_config_round_trip_through_auto_config(tmp_path, tester):
-    config = CLIPNDConfig.from_clip_config(tiny_clip_config(), fusion_image_weight=0.25)
+    ran = {"learning_rate": 0.001, "adam_beta1": 0.9, "task": "ITm-ITe", "lora_r": 0}
+    config = CLIPNDConfig.from_clip_config(tiny_clip_config(), fusion_image_weight=0.25, training_arguments=ran)
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, CLIPNDConfig)
     assert loaded.fusion_image_weight == 0.25
-    assert loaded.adam_betas == (0.9, 0.98)
+    assert loaded.training_arguments == ran
     assert loaded.vision_config.image_size == tester.config.vision_config.image_size
+
+
+def test_an_old_config_with_the_recipe_fields_still_loads_without_them(tmp_path):
+    CLIPNDConfig.from_clip_config(tiny_clip_config()).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    old_recipe = {"learning_rate": 1e-5, "adam_betas": [0.9, 0.98], "adam_epsilon": 1e-6, "weight_decay": 0.001,
+                  "train_batch_size": 256, "num_train_epochs": 35}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps({**saved, **old_recipe}))
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, CLIPNDConfig) and loaded.training_arguments is None
+    assert not any(hasattr(loaded, name) for name in old_recipe)
+    assert not set(old_recipe) & set(loaded.to_dict())
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("fusion_image_weight", 1.5), ("fusion_image_weight", "half"), ("missing_image_fallback", "zero")],
+    [
+        ("fusion_image_weight", 1.5),
+        ("fusion_image_weight", "half"),
+        ("missing_image_fallback", "zero"),
+        ("training_arguments", [("learning_rate", 1e-5)]),
+    ],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
@@ -176,7 +197,8 @@ def test_from_clip_rejects_other_model_types(tmp_path):
 def test_save_pretrained_round_trip_through_auto_model(tmp_path, model, tester):
     model.save_pretrained(tmp_path)
     names = set(os.listdir(tmp_path))
-    assert {"model.safetensors", "configuration_clip_nd.py", "modeling_clip_nd.py"} <= names
+    # The modeling file's relative imports travel with it: the loss file is copied too.
+    assert {"model.safetensors", "configuration_clip_nd.py", "modeling_clip_nd.py", "loss_clip_nd.py"} <= names
     assert not any(name.endswith((".bin", ".pt")) for name in names)
     assert "model_card.py" not in names
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
@@ -212,6 +234,18 @@ _FRESH_PROCESS_SCRIPT = textwrap.dedent(
     print(json.dumps({**names, "embeds": embeds.tolist()}))
     """
 )
+
+
+def test_the_model_package_imports_nothing_of_the_dataset_or_the_benchmark():
+    # What travels to the Hub must stand alone: `import modeling_clip_nd` may load transformers and torch, not the
+    # dataset stack or the benchmark. A fresh process, so that no other test has imported them already.
+    script = (
+        "import modeling_clip_nd, sys; "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('m3el_dataset', 'm3el_benchmark'))); "
+        "assert not loaded, loaded"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_remote_code_loads_in_a_process_that_cannot_import_the_package(tmp_path, model):
@@ -559,6 +593,29 @@ def test_model_card_without_results_has_no_model_index():
     assert "model-index" not in str(card)
     assert "No benchmark results yet" in str(card)
     assert "AdamW, betas (0.9, 0.98), eps 1e-06" in str(card)
+
+
+def test_model_card_shows_the_recorded_training_arguments_as_what_ran():
+    ran = {"learning_rate": 0.001, "adam_beta1": 0.8, "adam_beta2": 0.9, "adam_epsilon": 1e-08, "weight_decay": 0.0,
+           "per_device_train_batch_size": 16, "num_processes": 2, "gradient_accumulation_steps": 1,
+           "num_train_epochs": 3, "max_steps": -1}  # fmt: skip
+    card = str(build_model_card(CLIPNDConfig(training_arguments=ran)))
+    assert "The arguments this model was trained with" in card and "The paper's training recipe" not in card
+    assert "AdamW, betas (0.8, 0.9), eps 1e-08" in card and "| Learning rate | 0.001 |" in card
+    assert "| Batch size | 32 (16 per device x 2 processes x 1 accumulation steps) |" in card
+    assert "| Epochs | 3 |" in card
+
+
+def test_model_card_without_recorded_arguments_shows_the_papers_recipe_as_defaults():
+    card = str(build_model_card(CLIPNDConfig()))
+    assert "The paper's training recipe, the defaults of the trainer's arguments" in card
+    assert "| Learning rate | 1e-05 |" in card and "| Batch size | 256 |" in card and "| Epochs | 35 |" in card
+
+
+def test_model_card_says_which_arguments_were_not_recorded():
+    card = str(build_model_card(CLIPNDConfig(training_arguments={"learning_rate": 0.01, "max_steps": 4})))
+    assert "| Learning rate | 0.01 |" in card and "| Epochs | stopped after 4 steps (max_steps) |" in card
+    assert "| Weight decay | not recorded |" in card and "| Batch size | not recorded |" in card
 
 
 def test_model_card_with_results_fills_the_model_index():

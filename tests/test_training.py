@@ -11,6 +11,7 @@ from two_processes import launch_two_cpu_processes
 
 from m3el_benchmark.train import main, parse_arguments
 from m3el_benchmark.training import trainer as trainer_module
+from m3el_benchmark.training.arguments import TrainingArguments
 from m3el_benchmark.training.checkpointing import latest_checkpoint
 from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.converters import convert
@@ -41,9 +42,12 @@ def test_two_steps_on_the_bundled_sample_save_a_loadable_clip_nd(tmp_path, sampl
     assert result.steps == 2 and result.validation_accuracy is not None
     model = AutoModel.from_pretrained(result.output_dir, trust_remote_code=True)
     assert type(model).__name__ == "CLIPNDModel"
+    ran = model.config.training_arguments  # the config records what ran, not the recipe's defaults
+    assert (ran["task"], ran["learning_rate"], ran["max_steps"], ran["num_processes"]) == ("ITm-ITe", 1e-3, 2, 1)
     assert AutoProcessor.from_pretrained(result.output_dir, trust_remote_code=True).tokenizer("a film").input_ids
     card = (result.output_dir / "README.md").read_text()
     assert "## Training arguments" in card and '"task": "ITm-ITe"' in card
+    assert "| Learning rate | 0.001 |" in card and "| Epochs | stopped after 2 steps (max_steps) |" in card
     assert "| ITm-ITe (M-S1) | accuracy |" in card and "trained from scratch" in card
     assert "model-index" not in card  # measured on a local folder: nothing claimed on a Hub dataset
     logged = [json.loads(line) for line in (result.output_dir / TRAIN_LOG_FILE).read_text().splitlines()]
@@ -197,6 +201,13 @@ def test_a_converted_peer_trains_on_the_modalities_it_has(tmp_path, peer_hubs, p
 def test_a_task_the_peer_lacks_a_modality_for_is_refused_before_training(tmp_path, peer_hubs, peer, task, message):
     with pytest.raises(ValueError, match=message):
         main(_args(tmp_path / "run", peer_hubs[peer], "--task", task, "--validation_split", ""))
+
+
+def test_training_arguments_default_to_the_papers_recipe():
+    # The one home of the recipe: CLIP-ND's config no longer carries a copy of it.
+    args = TrainingArguments()
+    assert (args.learning_rate, (args.adam_beta1, args.adam_beta2), args.adam_epsilon) == (1e-5, (0.9, 0.98), 1e-6)
+    assert (args.weight_decay, args.per_device_train_batch_size, args.num_train_epochs) == (0.001, 256, 35)
 
 
 def test_arguments_from_a_yaml_file(tmp_path):

@@ -381,7 +381,7 @@ class CLIPNDTrainer:
             dataset_on_hub=not local,
             split=self.data_args.validation_split or "validation",
         )
-        arguments = json.dumps(self._flat_arguments(), indent=1, sort_keys=True)
+        arguments = json.dumps(model.config.training_arguments, indent=1, sort_keys=True)
         history = json.dumps(self.state.history, indent=1)
         sections = [("Training arguments", arguments), ("Validation history", history)]
         return str(card) + "".join(f"\n\n## {title}\n\n```json\n{body}\n```\n" for title, body in sections)
@@ -390,6 +390,8 @@ class CLIPNDTrainer:
         """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
         if self.accelerator.is_main_process:
             model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved
+            ran = {**self._flat_arguments(), "num_processes": self.accelerator.num_processes}
+            model.config.training_arguments = ran  # what ran (not the defaults): saved in config, shown on the card
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
             card = self._model_card(model)
