@@ -69,10 +69,11 @@ def tiny_training_fingerprint(arguments: tuple[ModelArguments, DataArguments, Tr
 
 
 def save_untrained_twin(trained_dir: Path, untrained_dir: Path, seed: int) -> None:
-    """Save a model with ``trained_dir``'s config, tokenizer and image processor, and fresh random weights."""
-    trained = CLIPNDModel.from_pretrained(trained_dir)
+    """Save a model with ``trained_dir``'s architecture, tokenizer and image processor, and fresh random weights."""
+    config = CLIPNDModel.from_pretrained(trained_dir).config
+    config.training_arguments = None  # the twin was never trained: its config must not say it was
     torch.manual_seed(seed)
-    CLIPNDModel(trained.config).save_pretrained(untrained_dir)
+    CLIPNDModel(config).save_pretrained(untrained_dir)
     for path in trained_dir.iterdir():  # the processor files: same tokenizer and image processor
         if path.suffix in (".json", ".txt", ".model") and path.name not in ("config.json", "model.safetensors"):
             (untrained_dir / path.name).write_bytes(path.read_bytes())

@@ -239,4 +239,8 @@ def test_tiny_clip_nd_is_retrained_when_its_arguments_change(sample_dataset, tmp
     assert len(calls) == 2 and calls[1].max_steps == 2
     fingerprint = json.loads((tmp_path / "models" / "clip_nd_tiny.fingerprint.json").read_text())
     assert fingerprint["max_steps"] == 2 and fingerprint["dataset_readme_sha256"]
+    configs = {name: json.loads((tmp_path / "models" / name / "config.json").read_text())
+               for name in ("clip_nd_tiny", "clip_nd_tiny_untrained")}  # fmt: skip
+    assert configs["clip_nd_tiny"]["training_arguments"]["max_steps"] == 2
+    assert configs["clip_nd_tiny_untrained"]["training_arguments"] is None  # never trained: says so
     assert all((Path(request.source) / "config.json").is_file() for request in requests)
