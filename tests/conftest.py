@@ -11,6 +11,17 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine those threads thrash (a training test
+# once took 1,881 s): one thread here and in every process a test starts (they inherit the environment).
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
+
+def pytest_configure(config):
+    """Set torch's thread pools once, before any test imports a model."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
 
 
 @pytest.fixture(autouse=True)
