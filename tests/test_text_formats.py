@@ -1,12 +1,24 @@
+"""The one owner of texts (`m3el_dataset.text_formats`): parsing, rendering, fitting, and every reader agreeing."""
+
+import logging
+
+import pytest
+from tiny_clip import MAX_TEXT_TOKENS, tiny_processor
+
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TEXT_FORMATS
 from m3el_dataset.text_formats import (
     collapse_whitespace,
     entity_text,
+    fit_mention_texts,
     format_mention_texts,
+    formats_with_parts,
     mention_parts,
+    mention_text,
+    sentence_before_mention,
     sentence_with_mention,
     split_sentences,
 )
+from modeling_clip_nd import tokenize_texts
 
 SENTENCE = "  Kansas Saloon Smashers is a 1901 film.\nDirected by Edwin S. Porter, it mocks  Carrie Nation. It ends.\n"
 
@@ -74,3 +86,64 @@ def test_template_parts_name_each_part_in_order():
 
     assert template_parts("S1-M-D") == ["S1", "M", "D"] and template_parts("M-S") == ["M", "S"]
     assert template_parts("S") == ["S"]
+
+
+def test_entity_text_drops_parts_for_aug_t():
+    name, description = "Kansas ", "American rock\nband"
+    assert entity_text(name, description, with_name=False) == "American rock band"
+    assert entity_text(name, description, with_description=False) == "Kansas"
+    assert entity_text(name, description, with_name=False, with_description=False) == ""
+
+
+def test_formats_with_parts_derive_s1_from_s():
+    assert formats_with_parts({"M", "S", "D"}) == TEXT_FORMATS
+    assert formats_with_parts({"M", "S"}) == ("S1", "S", "M-S1", "M-S", "S1-M", "S-M")
+    assert formats_with_parts({"S"}) == ("S1", "S")
+    assert formats_with_parts(set()) == ()
+
+
+def _render(text_format, parts):
+    return [mention_text(text_format, item) for item in parts]
+
+
+def test_mention_after_a_long_sentence_is_kept(caplog):
+    processor = tiny_processor()
+    parts = [
+        {"S": "word " * 40, "M": "Paris", "D": "capital of France"},
+        {"S": "short context", "M": "Lyon", "D": "a city"},
+    ]
+    given = _render("S-M-D", parts)
+    with caplog.at_level(logging.WARNING):
+        texts = fit_mention_texts(processor, "S-M-D", given, parts, MAX_TEXT_TOKENS)
+    assert texts[1] == "short context Lyon: a city"
+    assert texts[0].endswith("Paris: capital of France") and texts[0].startswith("word word")
+    assert len(processor.tokenizer(texts[0])["input_ids"]) <= MAX_TEXT_TOKENS
+    assert [record.getMessage() for record in caplog.records if "shortened" in record.getMessage()][0].startswith(
+        "1 of 2"
+    )
+
+    def tokenized(texts: list[str]) -> str:
+        tokens = tokenize_texts(processor, texts)["input_ids"][0]
+        return processor.tokenizer.decode(tokens, skip_special_tokens=True).replace(" ", "")
+
+    assert "paris:capitaloffrance" in tokenized(texts)
+    # Without the option, the mention at the end is cut off by ordinary truncation.
+    assert "paris" not in tokenized(fit_mention_texts(processor, "S-M-D", given, parts, MAX_TEXT_TOKENS, False))
+
+
+def test_mention_first_formats_are_left_alone():
+    parts = [{"S1": "word " * 40, "M": "Paris"}]
+    fitted = fit_mention_texts(tiny_processor(), "M-S1", _render("M-S1", parts), parts, MAX_TEXT_TOKENS)
+    assert fitted == [f"Paris: {'word ' * 40}"]
+
+
+def test_every_text_format_is_understood():
+    for name in TEXT_FORMAT_TEMPLATES:
+        expected = name.split("-")[0] if name.endswith("-M") or "-M-" in name else None
+        assert sentence_before_mention(name) == expected, name
+
+
+def test_fit_mention_texts_names_a_missing_part():
+    with pytest.raises(ValueError, match="'S1'"):
+        fit_mention_texts(tiny_processor(), "S1-M", ["Paris"], [{"M": "Paris"}], MAX_TEXT_TOKENS)
+
