@@ -2,10 +2,17 @@
 
 import logging
 
+import datasets
 import pytest
+from release_fixtures import small_release
 from tiny_clip import MAX_TEXT_TOKENS, tiny_processor
 
+from m3el_benchmark.evaluation.data import load_kb, load_mentions
+from m3el_benchmark.training.arguments import DataArguments
+from m3el_benchmark.training.data import MentionEntityPairs
 from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES, TEXT_FORMATS
+from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.rows import MENTIONS_CONFIG, text_column, undecoded_images
 from m3el_dataset.text_formats import (
     collapse_whitespace,
     entity_text,
@@ -147,3 +154,55 @@ def test_fit_mention_texts_names_a_missing_part():
     with pytest.raises(ValueError, match="'S1'"):
         fit_mention_texts(tiny_processor(), "S1-M", ["Paris"], [{"M": "Paris"}], MAX_TEXT_TOKENS)
 
+
+# ---------------------------------------------------------------- export, training and benchmark agree
+
+FIXTURE_QID = "Q4242"
+FIXTURE = {
+    "name": "Carrie  Nation",
+    "sentence": "Kansas Saloon Smashers is a 1901 film.\n Directed by Edwin S. Porter, it mocks  Carrie Nation. "
+    "It ends.",
+    "description": "American\ttemperance  activist",
+    "candidates": (
+        ("Q18151305", "Kansas Saloon  Smashers", "1901 film by\nEdwin Stanton Porter"),
+        (FIXTURE_QID, "Carrie Nation", "American temperance\n activist"),
+        ("Q1558", " Kansas", "state of the United States of America "),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fixture_export(tmp_path_factory):
+    """A small release plus one mention with irregular white space, exported; the mention's row id."""
+    root = tmp_path_factory.mktemp("text_owner")
+    release = small_release(root / "raw", per_topic=3)
+    release.add("movies", qid=FIXTURE_QID, file="movies_fixture.json", **FIXTURE)
+    release.write()
+    return export_release(root / "raw", root / "hub", ExportConfig()).out_dir
+
+
+def test_export_training_and_benchmark_see_the_owners_texts(fixture_export):
+    parts = mention_parts(FIXTURE["name"], FIXTURE["sentence"], FIXTURE["description"])
+    expected = {name: mention_text(name, parts) for name in TEXT_FORMATS}
+    entities = {qid: entity_text(name, description) for qid, name, description in FIXTURE["candidates"]}
+    assert expected["S1-M-D"] == "Directed by Edwin S. Porter, it mocks Carrie Nation. Carrie Nation: American " + (
+        "temperance activist"
+    )
+    rows = undecoded_images(datasets.load_dataset(str(fixture_export), MENTIONS_CONFIG, split="movies"))
+    position = rows["gold_qid"].index(FIXTURE_QID)
+    row = rows[position]
+    # The export.
+    assert {name: row[text_column(name)] for name in TEXT_FORMATS} == expected
+    assert row["candidate_texts"] == list(entities.values())
+    # Training, in evaluation mode (no aug_T), in each format.
+    for name in TEXT_FORMATS:
+        item = MentionEntityPairs(rows, DataArguments(text_format=name), train=False)[position]
+        assert item["mention"].text == expected[name], name
+        assert [view.text for view in item["candidates"]] == list(entities.values())
+    # The benchmark: the mentions' texts, the candidates' and the knowledge base's.
+    mentions = load_mentions(str(fixture_export), ["movies"], topics=["movies"])
+    index = mentions.gold_qids.index(FIXTURE_QID)
+    assert {name: mentions.inputs.texts[mentions.mention_texts[name][index]] for name in TEXT_FORMATS} == expected
+    assert [mentions.inputs.texts[key] for key in mentions.candidate_texts[index]] == list(entities.values())
+    kb = load_kb(str(fixture_export), mentions.inputs)
+    assert {qid: mentions.inputs.texts[kb.texts[kb.qids.index(qid)]] for qid in entities} == entities
