@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,23 @@ import datasets
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .constants import ENTITY_TEXT_TEMPLATE, SPLITS, TASKS, TEXT_FORMAT_TEMPLATES, TEXT_FORMATS, TOPICS, parse_task
+from .constants import SPLITS, TASKS, TOPICS, parse_task
 from .hub_cards import template_path
-from .rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, config_columns, config_features, text_column
+from .rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, config_columns, config_features, text_column
 from .stats import DatasetStatistics, format_statistics
+from .text_formats import (
+    ENTITY_TEXT_TEMPLATE,
+    SOURCE_PARTS,
+    TEXT_FORMAT_TEMPLATES,
+    TEXT_FORMATS,
+    available_parts,
+    formats_with_parts,
+)
 
 DATA_DIR = "data"
 KB_DIR = "kb"
 DEFAULT_CONFIG = MENTIONS_CONFIG
 PRETTY_NAME = "M³EL: Multi-task Multi-topic Multi-modal Entity Linking"
-TEXT_PARTS: frozenset[str] = frozenset({"M", "S", "D"})
-"""The parts a mention text can be built from (S1 is derived from S); see `TEXT_FORMAT_TEMPLATES`."""
-_PART_COLUMNS = {"M": "mention_name", "S": "sentence", "D": "gold_description"}
-
-
-def _template_fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class HubLayout:
     splits: tuple[str, ...]
     group_splits: bool = False
     tasks: tuple[str, ...] = TASKS
-    text_parts: frozenset[str] = TEXT_PARTS
+    text_parts: frozenset[str] = SOURCE_PARTS
     card_template: str = "dataset_card.md"
     kb_description: str = "every candidate entity once"
     image_source: str = "Wikimedia Commons"
@@ -71,8 +71,8 @@ class HubLayout:
         unknown = set(self.splits) - set(SPLITS)
         if unknown or not self.splits or not self.groups:
             raise ValueError(f"{self.name}: splits must be a non-empty subset of {SPLITS}, got {self.splits}.")
-        if not self.text_parts <= TEXT_PARTS:
-            raise ValueError(f"{self.name}: text parts must be among {sorted(TEXT_PARTS)}, got {self.text_parts}.")
+        if not self.text_parts <= SOURCE_PARTS:
+            raise ValueError(f"{self.name}: text parts must be among {sorted(SOURCE_PARTS)}, got {self.text_parts}.")
 
     @property
     def config_names(self) -> tuple[str, ...]:
@@ -87,8 +87,7 @@ class HubLayout:
     @property
     def text_formats(self) -> tuple[str, ...]:
         """The text formats whose parts the source provides (S1 needs S)."""
-        parts = set(self.text_parts) | ({"S1"} if "S" in self.text_parts else set())
-        return tuple(name for name in TEXT_FORMATS if _template_fields(TEXT_FORMAT_TEMPLATES[name]) <= parts)
+        return formats_with_parts(self.text_parts)
 
     @property
     def excluded_columns(self) -> frozenset[str]:
@@ -101,9 +100,8 @@ class HubLayout:
         needed = {column for task in self.tasks for column in config_columns(task)}
         excluded = {column for column in config_columns(MENTIONS_CONFIG) if column not in needed}
         excluded |= {text_column(name) for name in TEXT_FORMATS if name not in self.text_formats}
-        excluded |= {column for part, column in _PART_COLUMNS.items() if part not in self.text_parts}
-        if "S" not in self.text_parts:
-            excluded.add("sentence1")
+        parts = available_parts(self.text_parts)
+        excluded |= {column for part, column in PART_COLUMNS.items() if part not in parts}
         if "candidate_texts" in excluded:
             excluded |= {"name", "description", "text"}
         if "candidate_images" in excluded:

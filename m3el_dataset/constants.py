@@ -1,13 +1,18 @@
 """The one source of truth for the names that the dataset, the model and the benchmark share.
 
-Topics, modality tasks and mention text formats are defined here and nowhere else; the Hub card, the YAML
-configs, the training script and the benchmark all read them from this module (tests check that they agree).
+Topics and modality tasks are defined here and nowhere else; the Hub card, the YAML configs, the training script
+and the benchmark all read them from this module (tests check that they agree). The mention text formats and the
+entity text are owned by `text_formats`, which defines them with everything else about texts; they are re-exported
+here so that every shared name can be imported from one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+
+# Re-exported: defined once, by their owner.
+from .text_formats import ENTITY_TEXT_TEMPLATE, TEXT_FORMAT_TEMPLATES, TEXT_FORMATS, check_text_format  # noqa: F401
 
 TOPICS: tuple[str, ...] = ("movies", "common", "person", "books", "sports")
 """The five topics of M3EL, in the order of the paper's Table 3."""
@@ -20,23 +25,6 @@ ENTITY_MODALITIES: tuple[str, ...] = ("Te", "Ie", "ITe")
 
 TASKS: tuple[str, ...] = tuple(f"{m}-{e}" for m in MENTION_MODALITIES for e in ENTITY_MODALITIES)
 """The nine modality tasks ``Tm-Te, Tm-Ie, Tm-ITe, Im-Te, Im-Ie, Im-ITe, ITm-Te, ITm-Ie, ITm-ITe``."""
-
-TEXT_FORMAT_TEMPLATES: dict[str, str] = {
-    "S1": "{S1}",
-    "S": "{S}",
-    "M-S1": "{M}: {S1}",
-    "M-S": "{M}: {S}",
-    "S1-M": "{S1} {M}",
-    "S-M": "{S} {M}",
-    "S1-M-D": "{S1} {M}: {D}",
-    "S-M-D": "{S} {M}: {D}",
-}
-"""Mention text formats. M = surface form, S = whole context, S1 = the sentence holding M, D = gold description."""
-
-TEXT_FORMATS: tuple[str, ...] = tuple(TEXT_FORMAT_TEMPLATES)
-
-ENTITY_TEXT_TEMPLATE = "{name}: {description}"
-"""Entity text Te."""
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 """The 8:1:1 splits, assigned within each topic from a stable hash of the mention id."""
@@ -79,15 +67,9 @@ def parse_task(task: str | TaskSpec) -> TaskSpec:
     )
 
 
-def check_text_format(text_format: str) -> str:
-    """Return ``text_format`` if it is one of `TEXT_FORMATS`, else raise ``ValueError`` naming the valid ones."""
-    if text_format not in TEXT_FORMAT_TEMPLATES:
-        raise ValueError(f"Unknown text format {text_format!r}; choose one of {', '.join(TEXT_FORMATS)}.")
-    return text_format
-
-
 def check_topic(topic: str) -> str:
     """Return ``topic`` if it is one of `TOPICS`, else raise ``ValueError`` naming the valid ones."""
     if topic not in TOPICS:
         raise ValueError(f"Unknown topic {topic!r}; choose one of {', '.join(TOPICS)}.")
     return topic
+

@@ -1,11 +1,46 @@
-"""Mention and entity texts: white-space normalisation, the sentence holding the mention (S1), the eight formats."""
+"""The one owner of mention and entity texts: the eight formats, their parts, the entity text and the fitting.
+
+A mention text is a template over its parts: ``M`` (surface form), ``S`` (context), ``S1`` (the sentence of ``S``
+holding the mention, derived here) and ``D`` (gold description). The export renders every format once
+(`format_mention_texts`); training and the benchmark read those texts and, for a model with a short context, only
+re-render the ones that do not fit (`fit_mention_texts`). `card`, `rows`, training and the benchmark ask this
+module; nothing else parses a template. It imports neither transformers nor torch: a tokenizer is duck-typed.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import string
+from collections.abc import Iterable, Mapping, Sequence
 
-from .constants import ENTITY_TEXT_TEMPLATE, TEXT_FORMAT_TEMPLATES
+logger = logging.getLogger(__name__)
+
+TEXT_FORMAT_TEMPLATES: dict[str, str] = {
+    "S1": "{S1}",
+    "S": "{S}",
+    "M-S1": "{M}: {S1}",
+    "M-S": "{M}: {S}",
+    "S1-M": "{S1} {M}",
+    "S-M": "{S} {M}",
+    "S1-M-D": "{S1} {M}: {D}",
+    "S-M-D": "{S} {M}: {D}",
+}
+"""Mention text formats. M = surface form, S = whole context, S1 = the sentence holding M, D = gold description."""
+
+TEXT_FORMATS: tuple[str, ...] = tuple(TEXT_FORMAT_TEMPLATES)
+
+ENTITY_TEXT_TEMPLATE = "{name}: {description}"
+"""Entity text Te."""
+
+MENTION_PART = "M"
+"""The part holding the mention's surface form."""
+
+SENTENCE_PARTS: tuple[str, ...] = ("S", "S1")
+"""The parts holding the mention's context (the whole context, or the sentence holding the mention)."""
+
+SOURCE_PARTS: frozenset[str] = frozenset({"M", "S", "D"})
+"""The parts a source provides; ``S1`` is derived from ``S`` (`available_parts`)."""
 
 _WHITESPACE = re.compile(r"\s+")
 # A sentence ends at ., ! or ? (optionally followed by closing quotes or brackets) and white space.
@@ -14,6 +49,16 @@ _SENTENCE_BOUNDARY = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "no", "vol", "inc", "ltd", "co", "mt", "ft"}
 )
+
+
+def check_text_format(text_format: str) -> str:
+    """Return ``text_format`` if it is one of `TEXT_FORMATS`, else raise ``ValueError`` naming the valid ones."""
+    if text_format not in TEXT_FORMAT_TEMPLATES:
+        raise ValueError(f"Unknown text format {text_format!r}; choose one of {', '.join(TEXT_FORMATS)}.")
+    return text_format
+
+
+# ---------------------------------------------------------------- the parts
 
 
 def collapse_whitespace(text: str) -> str:
@@ -69,16 +114,130 @@ def mention_parts(name: str, sentence: str, description: str) -> dict[str, str]:
     }
 
 
+def available_parts(source_parts: Iterable[str]) -> frozenset[str]:
+    """The parts a source offering ``source_parts`` (among `SOURCE_PARTS`) can fill: ``S1`` comes with ``S``."""
+    parts = set(source_parts)
+    return frozenset(parts | {"S1"} if "S" in parts else parts)
+
+
+# ---------------------------------------------------------------- the formats
+
+
 def template_parts(text_format: str) -> list[str]:
     """The parts a text format's template names, in order, e.g. ``["S1", "M", "D"]`` for ``S1-M-D``."""
-    return [name for _, name, _, _ in string.Formatter().parse(TEXT_FORMAT_TEMPLATES[text_format]) if name]
+    template = TEXT_FORMAT_TEMPLATES[check_text_format(text_format)]
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
-def format_mention_texts(parts: dict[str, str]) -> dict[str, str]:
+def formats_with_parts(source_parts: Iterable[str]) -> tuple[str, ...]:
+    """The text formats (in `TEXT_FORMATS` order) that a source offering ``source_parts`` can render."""
+    parts = available_parts(source_parts)
+    return tuple(name for name in TEXT_FORMATS if set(template_parts(name)) <= parts)
+
+
+def sentence_before_mention(text_format: str) -> str | None:
+    """The sentence part that precedes the mention in ``text_format`` (``"S"`` for ``S-M-D``), or None.
+
+    In such a format the mention follows its sentence, so cutting a long text at the end would cut the mention off
+    (see `fit_mention_texts`); formats that start with the mention, or have none, return None.
+    """
+    parts = template_parts(text_format)
+    if MENTION_PART not in parts:
+        return None
+    return next((part for part in parts[: parts.index(MENTION_PART)] if part in SENTENCE_PARTS), None)
+
+
+def mention_text(text_format: str, parts: Mapping[str, str]) -> str:
+    """Render one mention text in ``text_format`` from its parts; ``ValueError`` names a missing part."""
+    try:
+        return TEXT_FORMAT_TEMPLATES[check_text_format(text_format)].format(**parts)
+    except KeyError as error:
+        raise ValueError(f"Text format {text_format!r} needs the part {error.args[0]!r}, which a mention lacks "
+                         f"(it has {sorted(parts)}).") from None  # fmt: skip
+
+
+def format_mention_texts(parts: Mapping[str, str]) -> dict[str, str]:
     """Render every text format of `TEXT_FORMAT_TEMPLATES` from the fields that `mention_parts` returns."""
-    return {name: template.format(**parts) for name, template in TEXT_FORMAT_TEMPLATES.items()}
+    return {name: mention_text(name, parts) for name in TEXT_FORMATS}
 
 
-def entity_text(name: str, description: str) -> str:
-    """Entity text Te: ``"{name}: {description}"``."""
-    return ENTITY_TEXT_TEMPLATE.format(name=collapse_whitespace(name), description=collapse_whitespace(description))
+def entity_text(name: str, description: str, *, with_name: bool = True, with_description: bool = True) -> str:
+    """Entity text Te: ``"{name}: {description}"``; training's aug_T drops the name or the description (or both,
+    giving ``""``) with ``with_name`` / ``with_description``."""
+    name, description = collapse_whitespace(name), collapse_whitespace(description)
+    if with_name and with_description:
+        return ENTITY_TEXT_TEMPLATE.format(name=name, description=description)
+    return name if with_name else description if with_description else ""
+
+
+# ---------------------------------------------------------------- fitting a model's context
+
+
+def _num_tokens(tokenizer, text: str) -> int:
+    """Number of tokens of ``text`` without special tokens (``verbose=False``: no per-text length warning)."""
+    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+def _shorten_part(tokenizer, text_format: str, parts: Mapping[str, str], part: str, budget: int) -> str:
+    """Cut ``parts[part]`` at a token boundary so that the rendered text has at most ``budget`` tokens."""
+    rest = _num_tokens(tokenizer, mention_text(text_format, {**parts, part: ""}))
+    offsets = tokenizer(parts[part], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = offsets["offset_mapping"]
+    keep = min(max(budget - rest, 0), len(offsets))
+    while True:
+        cut = offsets[keep - 1][1] if keep > 0 else 0
+        text = mention_text(text_format, {**parts, part: parts[part][:cut].rstrip()}).strip()
+        # Re-tokenizing the joined text can differ by a token at the seam: drop one more token until it fits.
+        if keep == 0 or _num_tokens(tokenizer, text) <= budget:
+            return text
+        keep -= 1
+
+
+def fit_mention_texts(
+    tokenizer,
+    text_format: str,
+    texts: Sequence[str],
+    parts: Sequence[Mapping[str, str]],
+    max_length: int,
+    keep_mention: bool = True,
+) -> list[str]:
+    """The mention ``texts`` of ``text_format`` (as rendered, one per item of ``parts``), fitted to a model's context.
+
+    In the ``-M`` formats the mention follows its sentence, so plain truncation would cut the mention off. With
+    ``keep_mention`` (the default) a text longer than ``max_length`` tokens (counting the start and end tokens a
+    CLIP tokenizer adds) is re-rendered from its parts with its sentence (``S`` or ``S1``) shortened at the end;
+    what follows the mention (``D``) is only cut, by the model's tokenization, if the text still does not fit.
+    The other texts, and every text of a format that starts with the mention, are returned as given. One warning
+    per batch counts the shortened sentences. ``tokenizer`` is any callable with a Hugging Face tokenizer's
+    interface (offsets included), or a processor holding one as ``.tokenizer``.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("Got an empty batch of mention texts; pass at least one.")
+    part = sentence_before_mention(text_format)
+    if not keep_mention or part is None:
+        return texts
+    parts = list(parts)
+    if len(parts) != len(texts):
+        raise ValueError(f"Got {len(texts)} mention texts but {len(parts)} mappings of parts; pass one per text.")
+    missing = {name for item in parts for name in template_parts(text_format) if name not in item}
+    if missing:
+        raise ValueError(f"Text format {text_format!r} needs the parts {sorted(missing)}, which a mention lacks.")
+    if max_length < 3:
+        raise ValueError(f"max_length={max_length} leaves no room for text between the two special tokens.")
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    budget = max_length - 2  # room left by the start and end tokens
+    shortened = 0
+    for index, item in enumerate(parts):
+        if _num_tokens(tokenizer, texts[index]) > budget:
+            texts[index] = _shorten_part(tokenizer, text_format, item, part, budget)
+            shortened += 1
+    if shortened:
+        logger.warning(
+            "%d of %d mention texts did not fit in %d tokens; their %s was shortened so that the mention is kept.",
+            shortened,
+            len(texts),
+            max_length,
+            part,
+        )
+    return texts

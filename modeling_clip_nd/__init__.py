@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_clip_nd import CLIPNDConfig
 from .modeling_clip_nd import DEFAULT_CLIP_CHECKPOINT, CLIPNDModel, CLIPNDOutput, clip_nd_contrastive_loss
-from .processing_clip_nd import fit_mention_texts, prepare_images, tokenize_texts
+from .processing_clip_nd import prepare_images, tokenize_texts
 
 AutoConfig.register(CLIPNDConfig.model_type, CLIPNDConfig, exist_ok=True)
 AutoModel.register(CLIPNDConfig, CLIPNDModel, exist_ok=True)
@@ -20,7 +20,6 @@ __all__ = [
     "CLIPNDModel",
     "CLIPNDOutput",
     "clip_nd_contrastive_loss",
-    "fit_mention_texts",
     "prepare_images",
     "tokenize_texts",
 ]

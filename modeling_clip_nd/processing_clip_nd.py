@@ -1,18 +1,18 @@
 # Copyright 2025 The M3EL authors. Licensed under the Apache License, Version 2.0.
 """Preparing CLIP-ND inputs with the standard `CLIPProcessor`: the cases that people get wrong.
 
-* `tokenize_texts` truncates texts to CLIP's 77-token context and says so in one warning per batch.
-* `fit_mention_texts` builds mention texts in the ``-M`` formats (e.g. ``"{S} {M}"``) so that a long sentence is
-  shortened before the mention at its end would be cut off.
+* `tokenize_texts` truncates texts to CLIP's 77-token context and says so in one warning per batch
+  (`resolve_max_length` says which context a tokenizer has).
 * `prepare_images` turns a list of images with ``None`` for missing ones into ``pixel_values`` (NaN rows for the
   missing images) and an ``image_mask``, the form every `CLIPNDModel` method understands.
 
 Imports only torch and transformers, like the model files, so it stays Hub-portable; the model does not need it,
-so ``save_pretrained`` does not copy it (copy it next to the model files to offer it on the Hub).
+so ``save_pretrained`` does not copy it (copy it next to the model files to offer it on the Hub). Mention texts
+that keep their mention within the context are fitted by the dataset library
+(``m3el_dataset.text_formats.fit_mention_texts``), which this Hub code must not import.
 """
 
-from collections.abc import Mapping, Sequence
-from string import Formatter
+from collections.abc import Sequence
 
 import torch
 from transformers import BatchEncoding, BatchFeature
@@ -20,17 +20,14 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-MENTION_FIELD = "M"
-"""Placeholder of the mention's surface form in a text format template."""
-
-SENTENCE_FIELDS = ("S", "S1")
-"""Placeholders of the mention's context (the whole context, or the sentence holding the mention)."""
-
 CLIP_MAX_TOKENS = 77
-"""CLIP's text context, special tokens included; used when a tokenizer does not state a sensible maximum."""
+"""CLIP's text context, special tokens included: the one definition of the limit (the tiny training model uses it
+too); used when a tokenizer does not state a sensible maximum."""
 
 
-def _max_length(tokenizer, max_length: int | None) -> int:
+def resolve_max_length(tokenizer, max_length: int | None = None) -> int:
+    """``max_length``, or by default the tokenizer's context (CLIP's when it states none); at least 3 tokens."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     if max_length is None:
         max_length = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else CLIP_MAX_TOKENS
     if max_length < 3:
@@ -53,11 +50,6 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-def _num_tokens(tokenizer, text: str) -> int:
-    """Number of tokens of ``text`` without special tokens (``verbose=False``: no per-text length warning)."""
-    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-
 def tokenize_texts(
     tokenizer, texts: Sequence[str], max_length: int | None = None, return_tensors: str = "pt"
 ) -> BatchEncoding:
@@ -68,7 +60,7 @@ def tokenize_texts(
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     texts = _check_texts(texts)
-    max_length = _max_length(tokenizer, max_length)
+    max_length = resolve_max_length(tokenizer, max_length)
     lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
     too_long = sum(length > max_length for length in lengths)
     if too_long:
@@ -82,73 +74,6 @@ def tokenize_texts(
     return tokenizer(
         texts, padding=True, truncation=True, max_length=max_length, return_tensors=return_tensors, verbose=False
     )
-
-
-def sentence_before_mention(template: str) -> str | None:
-    """Return the sentence placeholder that precedes ``{M}`` in ``template`` (``"S"`` in ``"{S} {M}"``), or None."""
-    fields = [name for _, name, _, _ in Formatter().parse(template) if name]
-    if MENTION_FIELD not in fields:
-        return None
-    before = fields[: fields.index(MENTION_FIELD)]
-    return next((name for name in before if name in SENTENCE_FIELDS), None)
-
-
-def _shorten_field(tokenizer, template: str, parts: Mapping[str, str], field: str, budget: int) -> str:
-    """Cut ``parts[field]`` at a token boundary so that the formatted text has at most ``budget`` tokens."""
-    rest = _num_tokens(tokenizer, template.format(**{**parts, field: ""}))
-    offsets = tokenizer(parts[field], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = offsets["offset_mapping"]
-    keep = min(max(budget - rest, 0), len(offsets))
-    while True:
-        cut = offsets[keep - 1][1] if keep > 0 else 0
-        text = template.format(**{**parts, field: parts[field][:cut].rstrip()}).strip()
-        # Re-tokenizing the joined text can differ by a token at the seam: drop one more token until it fits.
-        if keep == 0 or _num_tokens(tokenizer, text) <= budget:
-            return text
-        keep -= 1
-
-
-def fit_mention_texts(
-    tokenizer,
-    template: str,
-    parts: Sequence[Mapping[str, str]],
-    keep_mention: bool = True,
-    max_length: int | None = None,
-) -> list[str]:
-    """Format one mention text per item of ``parts`` with ``template`` (e.g. ``"{S} {M}: {D}"``).
-
-    In the ``-M`` formats the mention comes after its sentence, so plain truncation would cut the mention off.
-    With ``keep_mention`` (the default) a text that would not fit in ``max_length`` tokens (special tokens
-    included; default: the tokenizer's) has its sentence (``S`` or ``S1``) shortened at the end first; what follows
-    the mention (``D``) is only cut, by `tokenize_texts`, if the text still does not fit. Formats that start with
-    the mention are returned as formatted. One warning per batch counts the shortened sentences.
-    """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    parts = list(parts)
-    if not parts:
-        raise ValueError("Got an empty batch of mentions; pass at least one mapping of text parts.")
-    try:
-        texts = [template.format(**item) for item in parts]
-    except KeyError as error:
-        raise ValueError(f"Template {template!r} needs the part {error.args[0]!r}, which a mention lacks.") from None
-    field = sentence_before_mention(template)
-    if not keep_mention or field is None:
-        return texts
-    budget = _max_length(tokenizer, max_length) - 2  # room left by the start and end tokens
-    shortened = 0
-    for index, item in enumerate(parts):
-        if _num_tokens(tokenizer, texts[index]) > budget:
-            texts[index] = _shorten_field(tokenizer, template, item, field, budget)
-            shortened += 1
-    if shortened:
-        logger.warning(
-            "%d of %d mention texts did not fit in %d tokens; their %s was shortened so that the mention is kept.",
-            shortened,
-            len(texts),
-            budget + 2,
-            field,
-        )
-    return texts
 
 
 def prepare_images(image_processor, images: Sequence) -> BatchFeature:
@@ -175,4 +100,4 @@ def prepare_images(image_processor, images: Sequence) -> BatchFeature:
     return BatchFeature({"pixel_values": pixel_values, "image_mask": image_mask})
 
 
-__all__ = ["fit_mention_texts", "prepare_images", "sentence_before_mention", "tokenize_texts"]
+__all__ = ["CLIP_MAX_TOKENS", "prepare_images", "resolve_max_length", "tokenize_texts"]

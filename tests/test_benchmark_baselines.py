@@ -26,6 +26,7 @@ from m3el_benchmark.baselines import (
 )
 from m3el_benchmark.evaluation.data import content_key, load_mentions, resolve_dataset
 from m3el_benchmark.evaluation.evaluate import model_mention_texts
+from m3el_dataset.text_formats import mention_text
 
 ALL_MODELS = {**TINY_BASELINES, "CLIP-ND": save_tiny_clip_nd}
 TEXTS = ["The Hidden Kingdom: 1969 mystery textbook by Paul Varga", "Paris", "a much longer text " * 20]
@@ -134,6 +135,9 @@ def test_clip_nd_keeps_the_mention_of_m_formats_and_keys_the_text_it_encodes(tin
     mentions = load_mentions(path, ["test"], text_formats=["S-M", "M-S"])
     mentions.mention_parts[0]["S"] = "a very long sentence that goes on " * 30
     mentions.mention_parts[1].update(S="Short.", M="Paris")
+    for row in (0, 1):  # the dataset's texts are rendered from its parts: keep them in step
+        text = mention_text("S-M", mentions.mention_parts[row])
+        mentions.mention_texts["S-M"][row] = mentions.inputs.add_text(text)
     clip_nd = load_adapter(ModelRequest("CLIP-ND", str(tiny_folders["CLIP-ND"])))
     fitted = model_mention_texts(clip_nd, mentions, ["S-M", "M-S"])
     for key, parts in zip(fitted.mention_texts["S-M"], mentions.mention_parts, strict=True):

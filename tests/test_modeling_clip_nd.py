@@ -17,17 +17,15 @@ from tiny_clip import MAX_TEXT_TOKENS, random_images, save_tiny_clip, tiny_clip_
 from transformers import AutoConfig, AutoModel, AutoProcessor, CLIPModel, CLIPProcessor
 
 from m3el_benchmark.model_card import build_model_card
-from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, parse_task
+from m3el_dataset.constants import TASKS, parse_task
 from modeling_clip_nd import (
     CLIPNDConfig,
     CLIPNDModel,
     CLIPNDOutput,
     clip_nd_contrastive_loss,
-    fit_mention_texts,
     prepare_images,
     tokenize_texts,
 )
-from modeling_clip_nd.processing_clip_nd import sentence_before_mention
 
 PROJECTION_DIM = 32
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -543,46 +541,6 @@ def test_long_texts_are_truncated_with_one_warning_per_batch(caplog):
 def test_tokenize_texts_rejects_empty_batches_and_missing_texts(texts):
     with pytest.raises(ValueError, match="empty batch|not strings"):
         tokenize_texts(tiny_processor(), texts)
-
-
-def test_mention_after_a_long_sentence_is_kept(caplog):
-    processor = tiny_processor()
-    parts = [
-        {"S": "word " * 40, "M": "Paris", "D": "capital of France"},
-        {"S": "short context", "M": "Lyon", "D": "a city"},
-    ]
-    with caplog.at_level(logging.WARNING):
-        texts = fit_mention_texts(processor, "{S} {M}: {D}", parts)
-    assert texts[1] == "short context Lyon: a city"
-    assert texts[0].endswith("Paris: capital of France") and texts[0].startswith("word word")
-    assert len(processor.tokenizer(texts[0])["input_ids"]) <= MAX_TEXT_TOKENS
-    assert [record.getMessage() for record in caplog.records if "shortened" in record.getMessage()][0].startswith(
-        "1 of 2"
-    )
-
-    def tokenized(texts: list[str]) -> str:
-        tokens = tokenize_texts(processor, texts)["input_ids"][0]
-        return processor.tokenizer.decode(tokens, skip_special_tokens=True).replace(" ", "")
-
-    assert "paris:capitaloffrance" in tokenized(texts)
-    # Without the option, the mention at the end is cut off by ordinary truncation.
-    assert "paris" not in tokenized(fit_mention_texts(processor, "{S} {M}: {D}", parts, keep_mention=False))
-
-
-def test_mention_first_formats_are_left_alone():
-    parts = [{"S1": "word " * 40, "M": "Paris"}]
-    assert fit_mention_texts(tiny_processor(), "{M}: {S1}", parts) == [f"Paris: {'word ' * 40}"]
-
-
-def test_every_text_format_is_understood():
-    for name, template in TEXT_FORMAT_TEMPLATES.items():
-        expected = name.split("-")[0] if name.endswith("-M") or "-M-" in name else None
-        assert sentence_before_mention(template) == expected, name
-
-
-def test_fit_mention_texts_names_a_missing_part():
-    with pytest.raises(ValueError, match="'S1'"):
-        fit_mention_texts(tiny_processor(), "{S1} {M}", [{"M": "Paris"}])
 
 
 # ---------------------------------------------------------------- model card

@@ -287,7 +287,7 @@ def test_batches_carry_entity_ids_of_golds_and_negatives(sample_hub):
     rows = load_split(str(sample_hub), "train")
     pairs = MentionEntityPairs(rows, DataArguments(dataset=str(sample_hub), task="Tm-Te"), train=True)
     processor = CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=train_clip_tokenizer(["a b"], 600))
-    batch = PairCollator(processor, "{M}: {S1}", train=True, num_slots=2)([pairs[0], pairs[1]])
+    batch = PairCollator(processor, "M-S1", train=True, num_slots=2)([pairs[0], pairs[1]])
     first = rows[pairs.indices[0]]
     assert batch["entity_ids"][0] == entity_id(first["gold_qid"])
     negatives = [q for q in first["candidate_qids"] if q != first["gold_qid"]]

@@ -22,10 +22,12 @@ from PIL import Image
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
+from modeling_clip_nd.processing_clip_nd import CLIP_MAX_TOKENS
+
 IMAGE_SIZE = 30
 """Side of the (square) images the tiny vision tower takes."""
 
-MAX_TEXT_TOKENS = 77
+MAX_TEXT_TOKENS = CLIP_MAX_TOKENS
 """CLIP's text context, special tokens included; the tiny model keeps it so truncation tests are realistic."""
 
 BOS_TOKEN = "<|startoftext|>"

@@ -11,8 +11,8 @@ image embeddings, computed from the cached unimodal embeddings without another e
 image's weight is `EmbeddingAdapter.image_weight` (0.5, or CLIP-ND's ``config.fusion_image_weight``).
 
 Texts longer than a model's context are cut at the end (`truncate_texts`), counted in one warning per batch.
-Mention texts that a model would build differently from the dataset's text columns (CLIP-ND keeps the mention of
-the ``-M`` formats, as in its training) come from `EmbeddingAdapter.mention_texts`.
+Mention texts that a model reads differently from the dataset's text columns (CLIP-ND keeps the mention of the
+``-M`` formats within its context, as in its training) come from `EmbeddingAdapter.mention_texts`.
 """
 
 from __future__ import annotations
@@ -155,9 +155,12 @@ class EmbeddingAdapter:
         """Tokenize a batch of texts (padded, truncated to `text_context` with one warning per batch)."""
         return truncate_texts(self.tokenizer, texts, self.text_context, self.text_padding, self.info.name)
 
-    def mention_texts(self, text_format: str, parts: Sequence[Mapping[str, str]]) -> list[str] | None:
-        """The mention texts of ``text_format`` as this model reads them, from each mention's parts (``M``, ``S``,
-        ``S1``, ``D``); ``None``: the dataset's own text column, as formatted, which most models read."""
+    def mention_texts(
+        self, text_format: str, texts: Sequence[str], parts: Sequence[Mapping[str, str]]
+    ) -> list[str] | None:
+        """The mention texts of ``text_format`` as this model reads them, given the dataset's ``texts`` and each
+        mention's parts (``M``, ``S``, ``S1``, ``D``); ``None``: the dataset's texts as they are, which most models
+        read."""
         return None
 
     def collate_images(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:

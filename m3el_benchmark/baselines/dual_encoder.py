@@ -4,8 +4,9 @@ They share one adapter: ``get_text_features``/``get_image_features`` (a tensor f
 ``pooler_output`` is the projected embedding in transformers 5), normalised. They differ only in how texts are
 tokenized, which the subclasses declare. (I+T) is the normalised mean of the two embeddings, except for CLIP-ND,
 whose image weight is its ``config.fusion_image_weight``. CLIP-ND also reads its texts as it was trained: mention
-texts of the ``-M`` formats built by ``modeling_clip_nd.fit_mention_texts`` (the sentence is shortened so that the
-mention at its end is kept) and tokenized by ``modeling_clip_nd.tokenize_texts``.
+texts of the ``-M`` formats fitted by ``m3el_dataset.text_formats.fit_mention_texts`` (the sentence of a text that
+does not fit is shortened so that the mention at its end is kept) and tokenized by
+``modeling_clip_nd.tokenize_texts``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
+from m3el_dataset.text_formats import fit_mention_texts, sentence_before_mention
 
 from .base import EmbeddingAdapter, ModelInfo, normalise, pooled
 
@@ -58,16 +59,14 @@ class CLIPNDAdapter(DualEncoderAdapter):
     def image_weight(self) -> float:
         return float(self.model.config.fusion_image_weight)
 
-    def mention_texts(self, text_format: str, parts: Sequence[Mapping[str, str]]) -> list[str] | None:
-        """Texts of the ``-M`` formats whose sentence is shortened first, so that the mention is kept (as in
-        training, ``keep_mention=True``); ``None`` for formats that start with the mention."""
-        from modeling_clip_nd import fit_mention_texts
-        from modeling_clip_nd.processing_clip_nd import sentence_before_mention
-
-        template = TEXT_FORMAT_TEMPLATES[text_format]
-        if sentence_before_mention(template) is None:
+    def mention_texts(
+        self, text_format: str, texts: Sequence[str], parts: Sequence[Mapping[str, str]]
+    ) -> list[str] | None:
+        """Texts of the ``-M`` formats, those too long with their sentence shortened first so that the mention is
+        kept (as in training, ``keep_mention=True``); ``None`` for formats that start with the mention."""
+        if sentence_before_mention(text_format) is None:
             return None
-        return fit_mention_texts(self.processor, template, parts, keep_mention=True, max_length=self.text_context)
+        return fit_mention_texts(self.processor, text_format, texts, parts, self.text_context)
 
     def collate_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         from modeling_clip_nd import tokenize_texts

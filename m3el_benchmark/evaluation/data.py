@@ -18,27 +18,18 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from m3el_dataset.constants import (
-    ALL_SPLITS,
-    TASKS,
-    TEXT_FORMAT_TEMPLATES,
-    TEXT_FORMATS,
-    TOPICS,
-    check_text_format,
-    check_topic,
-    parse_task,
-)
+from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS, check_text_format, check_topic, parse_task
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column, undecoded_images
 from m3el_dataset.sample import SAMPLE_NAME, resolve_sample
-from m3el_dataset.text_formats import entity_text
+from m3el_dataset.text_formats import entity_text, sentence_before_mention
 
 logger = logging.getLogger(__name__)
 
 
 def needs_parts(text_formats: Sequence[str]) -> bool:
     """Whether a format puts the mention after its sentence (``-M``), which a model may fit to its context."""
-    return any(TEXT_FORMAT_TEMPLATES[name].find("{M}") > 0 for name in text_formats)
+    return any(sentence_before_mention(name) is not None for name in text_formats)
 
 
 def content_key(content: str | bytes) -> str:
@@ -84,9 +75,9 @@ class MentionTable:
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
     ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
     ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
-    model builds its own text (`EmbeddingAdapter.mention_texts`). ``columns`` are the columns of the dataset's
-    ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks, and the keys of an
-    absent column are all ``None`` (`missing_inputs` tells which tasks that rules out).
+    model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`). ``columns`` are the
+    columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
+    and the keys of an absent column are all ``None`` (`missing_inputs` tells which tasks that rules out).
     """
 
     ids: list[str]

@@ -1,11 +1,11 @@
 """Evaluating one model: collect its unique inputs, encode each once, score every setting, compute the metric.
 
 `needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
-formats (as the model builds them, `model_mention_texts`), the entity texts, the images, and, for a model whose
-fusion is its own multimodal encoder (FLAVA), the (text, image) pairs of the (I+T) sides. `evaluate_model`
-returns every figure as flat records, one per (dataset, task, text format, topic), with ``topic = "all"`` for the
-whole set. Under the ``kb`` protocol the entities are those of the knowledge base instead of each mention's
-candidates, ranked by `kb_ranking.KBScorer`.
+formats (the dataset's, or as the model fits them to its context, `model_mention_texts`), the entity texts, the
+images, and, for a model whose fusion is its own multimodal encoder (FLAVA), the (text, image) pairs of the (I+T)
+sides. `evaluate_model` returns every figure as flat records, one per (dataset, task, text format, topic), with
+``topic = "all"`` for the whole set. Under the ``kb`` protocol the entities are those of the knowledge base
+instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
 """
 
 from __future__ import annotations
@@ -55,16 +55,21 @@ class ModelEvaluation:
 def model_mention_texts(
     adapter: EmbeddingAdapter, mentions: MentionTable, text_formats: Sequence[str]
 ) -> MentionTable:
-    """``mentions`` with the mention texts that ``adapter`` builds itself (`EmbeddingAdapter.mention_texts`).
+    """``mentions`` with the mention texts as ``adapter`` reads them (`EmbeddingAdapter.mention_texts`), from the
+    dataset's texts and, for those the adapter re-renders, their parts.
 
     Each such text is keyed by its own content, so that the cache key is the text actually encoded; ``mentions``
-    itself is left as it is (other models read the dataset's texts).
+    itself is left as it is (other models read the dataset's texts). A format the dataset lacks is left alone.
     """
     if not mentions.mention_parts:
         return mentions
     texts, changed = None, {}
     for name in text_formats:
-        fitted = adapter.mention_texts(name, mentions.mention_parts)
+        keys = mentions.mention_texts[name]
+        if None in keys:
+            continue
+        given = [mentions.inputs.texts[key] for key in keys]
+        fitted = adapter.mention_texts(name, given, mentions.mention_parts)
         if fitted is None:
             continue
         texts = texts or UniqueInputs(dict(mentions.inputs.texts), mentions.inputs.images)

@@ -1,8 +1,11 @@
 """Training pairs for CLIP-ND: a mention in its task's modality and its gold entity, text augmented by aug_T.
 
-Rows come from the dataset package (an exported folder, a Hub repo id or a raw release). Images are decoded here,
-not by `datasets`, so that an image that fails to decode mid-run becomes a missing image (counted and reported)
-instead of stopping the run, and never a blank image.
+Rows come from the dataset package (an exported folder, a Hub repo id or a raw release). A mention's text is the
+dataset's own ``text_<format>`` column, and an entity's text comes from `m3el_dataset.text_formats.entity_text`;
+only a mention text that does not fit the model's context is re-rendered, by the collator, through
+`m3el_dataset.text_formats.fit_mention_texts`. Images are decoded here, not by `datasets`, so that an image that
+fails to decode mid-run becomes a missing image (counted and reported) instead of stopping the run, and never a
+blank image.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import datasets
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from m3el_dataset.constants import TASKS, TEXT_FORMAT_TEMPLATES, TaskSpec, parse_task
+from m3el_dataset.constants import TASKS, TaskSpec, parse_task
 from m3el_dataset.images import decode_rgb
-from m3el_dataset.rows import PART_COLUMNS, undecoded_images
+from m3el_dataset.rows import PART_COLUMNS, text_column, undecoded_images
 from m3el_dataset.sample import resolve_sample
-from m3el_dataset.text_formats import template_parts
+from m3el_dataset.text_formats import entity_text, fit_mention_texts, sentence_before_mention, template_parts
 
 from .arguments import DataArguments
 
@@ -103,12 +106,10 @@ def entity_id(qid: str | None) -> int:
 
 
 def augment_text(name: str, description: str, rng: random.Random, args: DataArguments) -> str:
-    """aug_T: the entity text ``"{name}: {description}"``, each part dropped with its own probability."""
+    """aug_T: the entity text (`entity_text`), its name and its description each dropped with its own probability."""
     keep_name = rng.random() >= args.name_drop_prob
     keep_description = rng.random() >= args.description_drop_prob
-    if keep_name and keep_description:
-        return f"{name}: {description}"
-    return name if keep_name else description if keep_description else ""
+    return entity_text(name, description, with_name=keep_name, with_description=keep_description)
 
 
 def augment_image(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -135,7 +136,7 @@ class EntityView:
     text: str | None
     image: Image.Image | None
     needs_image: bool
-    parts: dict[str, str] | None = None  # mention text parts, for the keep-mention truncation
+    parts: dict[str, str] | None = None  # a mention's text parts, when its text may need fitting
     qid: str | None = None  # the entity's QID (not set for mentions)
 
     @property
@@ -159,7 +160,11 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         self.indices = [index for index, label in enumerate(labels) if label >= 0 or not train]
         self.num_without_gold = sum(label < 0 for label in labels)
         self.tasks = [parse_task(task) for task in args.tasks]
-        self.template = TEXT_FORMAT_TEMPLATES[args.text_format]
+        self.text_column = text_column(args.text_format)
+        # The parts are read only where the collator may re-render a text: a format whose mention follows its
+        # sentence, with keep_mention on (evaluation always keeps the mention, as the benchmark does).
+        fits = sentence_before_mention(args.text_format) is not None and (args.keep_mention or not train)
+        self.part_columns = {part: PART_COLUMNS[part] for part in template_parts(args.text_format)} if fits else {}
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -182,7 +187,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         text = None
         if task.entity_text:
             name, description = row["candidate_names"][position], row["candidate_descriptions"][position]
-            text = augment_text(name, description, rng, self.args) if self.train else f"{name}: {description}"
+            text = augment_text(name, description, rng, self.args) if self.train else entity_text(name, description)
         image, failed = self._image(row["candidate_images"][position], rng) if task.entity_image else (None, 0)
         return EntityView(text, image, task.entity_image, qid=row["candidate_qids"][position]), failed
 
@@ -190,9 +195,11 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         row = self.rows[self.indices[item]]
         rng = self._rng(self.indices[item])
         task = self.tasks[rng.randrange(len(self.tasks))] if self.train else self.tasks[0]
-        parts = {part: row[column] for part, column in PART_COLUMNS.items() if column in row}
         mention_image, failed = self._image(row["mention_image"], rng) if task.mention_image else (None, 0)
-        text = self.template.format(**parts) if task.mention_text else None
+        text, parts = None, None
+        if task.mention_text:
+            text = row[self.text_column]
+            parts = {part: row[column] for part, column in self.part_columns.items()} or None
         mention = EntityView(text, mention_image, task.mention_image, parts)
         entities = []
         for position in range(len(row["candidate_qids"])):
@@ -221,18 +228,19 @@ class PairCollator:
     processes for the gather.
     """
 
-    def __init__(self, processor, template: str, *, train: bool, keep_mention: bool = True, num_slots: int = 3):
-        self.processor, self.template, self.train = processor, template, train
+    def __init__(self, processor, text_format: str, *, train: bool, keep_mention: bool = True, num_slots: int = 3):
+        self.processor, self.text_format, self.train = processor, text_format, train
         self.keep_mention, self.num_slots = keep_mention, num_slots
 
     def _texts(self, views: list[EntityView]) -> dict[str, torch.Tensor]:
-        from modeling_clip_nd import fit_mention_texts, tokenize_texts
+        from modeling_clip_nd.processing_clip_nd import resolve_max_length, tokenize_texts
 
-        if views[0].parts is not None:
-            texts = fit_mention_texts(self.processor, self.template, [v.parts for v in views], self.keep_mention)
-        else:
-            texts = [view.text for view in views]
-        encoded = tokenize_texts(self.processor, texts)
+        max_length = resolve_max_length(self.processor)
+        texts = [view.text for view in views]
+        if all(view.parts is not None for view in views):  # mention texts whose mention follows their sentence
+            parts = [view.parts for view in views]
+            texts = fit_mention_texts(self.processor, self.text_format, texts, parts, max_length, self.keep_mention)
+        encoded = tokenize_texts(self.processor, texts, max_length)
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def side(self, views: list[EntityView | None]) -> dict[str, dict[str, torch.Tensor]]:

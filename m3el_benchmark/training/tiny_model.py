@@ -14,11 +14,11 @@ from tokenizers import Regex, normalizers, pre_tokenizers
 from transformers import CLIPImageProcessorPil, CLIPProcessor, CLIPTokenizer
 
 from modeling_clip_nd import CLIPNDConfig, CLIPNDModel
+from modeling_clip_nd.processing_clip_nd import CLIP_MAX_TOKENS
 
 from .arguments import ModelArguments
 
 BOS_TOKEN, EOS_TOKEN = "<|startoftext|>", "<|endoftext|>"
-MAX_TEXT_TOKENS = 77
 # CLIP's own pre-tokenisation pattern, so that the trained merges apply exactly as CLIPTokenizer splits words.
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
@@ -57,11 +57,11 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int) -> CLIPTokenizer
         for symbol in symbols[1:]:
             if built + symbol not in vocab:
                 if len(vocab) >= vocab_size:
-                    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TEXT_TOKENS)
+                    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CLIP_MAX_TOKENS)
                 vocab[built + symbol] = len(vocab)
                 merges.append((built, symbol))
             built += symbol
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TEXT_TOKENS)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CLIP_MAX_TOKENS)
 
 
 def build_tiny_clip_nd(texts: Iterable[str], args: ModelArguments) -> tuple[CLIPNDModel, CLIPProcessor]:
@@ -77,7 +77,7 @@ def build_tiny_clip_nd(texts: Iterable[str], args: ModelArguments) -> tuple[CLIP
     text_config = {
         **tower,
         "vocab_size": len(vocab),
-        "max_position_embeddings": MAX_TEXT_TOKENS,
+        "max_position_embeddings": CLIP_MAX_TOKENS,
         "bos_token_id": vocab[BOS_TOKEN],
         "eos_token_id": vocab[EOS_TOKEN],
         "pad_token_id": vocab[EOS_TOKEN],

@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoProcessor, get_scheduler
 
-from m3el_dataset.constants import TEXT_FORMAT_TEMPLATES
 from modeling_clip_nd import CLIPNDModel
 
 from ..model_card import build_model_card
@@ -171,7 +170,7 @@ class CLIPNDTrainer:
             )
 
     def _build_loaders(self, train_rows, validation_rows) -> None:
-        template = TEXT_FORMAT_TEMPLATES[self.data_args.text_format]
+        text_format = self.data_args.text_format
         self.train_pairs = MentionEntityPairs(train_rows, self.data_args, train=True, seed=self.args.seed)
         if len(self.train_pairs) == 0:
             raise ValueError(f"The {self.data_args.train_split!r} split of {self.data_args.dataset} has no mention "
@@ -183,7 +182,7 @@ class CLIPNDTrainer:
             sampler=self.sampler,
             collate_fn=PairCollator(
                 self.processor,
-                template,
+                text_format,
                 train=True,
                 keep_mention=self.data_args.keep_mention,
                 num_slots=self.num_slots,
@@ -197,7 +196,7 @@ class CLIPNDTrainer:
             self.validation_loader = DataLoader(
                 pairs,
                 batch_size=self.args.per_device_eval_batch_size,
-                collate_fn=PairCollator(self.processor, template, train=False, num_slots=self.eval_slots),
+                collate_fn=PairCollator(self.processor, text_format, train=False, num_slots=self.eval_slots),
                 num_workers=self.data_args.dataloader_num_workers,
             )
 
