@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Protocol
 
-from ..constants import ENTITY_TEXT_TEMPLATE
+from ..text_formats import entity_text
 from .config import DisambiguationSettings
 from .http_client import HttpError, PipelineHttpClient
 from .wikidata import WikidataEntity
@@ -53,7 +53,7 @@ class DescriptionSimilarityDisambiguator:
         if not candidates:
             return None, self.name
         mention = _bag(f"{surface} {context}")
-        scores = [_cosine(mention, _bag(ENTITY_TEXT_TEMPLATE.format(name=c.label, description=c.description)))
+        scores = [_cosine(mention, _bag(entity_text(c.label, c.description)))
                   for c in candidates]
         best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
         return candidates[best].qid, self.name

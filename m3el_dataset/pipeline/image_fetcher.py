@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..constants import ENTITY_TEXT_TEMPLATE
+from ..text_formats import entity_text
 from .atomic import atomic_write_bytes
 from .candidates import entity_from_dict, gold_placement
 from .config import EndpointSettings, ImageSettings
@@ -109,7 +109,7 @@ class ImageFetcher:
             return None
         best = 0
         if len(good) > 1:
-            text = ENTITY_TEXT_TEMPLATE.format(name=entity.label, description=entity.description)
+            text = entity_text(entity.label, entity.description)
             best = self.selector.select(text, [Image.open(io.BytesIO(data)) for _, data, _ in good])
         file_name, data, extension = good[best]
         local = f"{relative}/{entity.qid}{extension}"
