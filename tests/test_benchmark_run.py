@@ -244,3 +244,16 @@ def test_tiny_clip_nd_is_retrained_when_its_arguments_change(sample_dataset, tmp
     assert configs["clip_nd_tiny"]["training_arguments"]["max_steps"] == 2
     assert configs["clip_nd_tiny_untrained"]["training_arguments"] is None  # never trained: says so
     assert all((Path(request.source) / "config.json").is_file() for request in requests)
+
+
+def test_a_rerun_replaces_the_earlier_runs_outputs(tiny_models, sample_dataset, tmp_path):
+    out, models = tmp_path / "out", {"CLIP": tiny_models["CLIP"]}
+    main(run_args(sample_dataset, models, out, tmp_path / "cache", "--text_formats", "M-S1"))
+    assert (out / "tables" / "table4_ITm-ITe.md").is_file() and (out / "accuracy_by_task.png").is_file()
+    fewer = ("--tasks", "Im-Ie", "--headline_task", "Im-Ie", "--text_formats", "M-S1")
+    result = main(run_args(sample_dataset, models, out, tmp_path / "cache", *fewer))
+    tables = sorted(path.name for path in (out / "tables").iterdir())
+    expected = [f"{table}.{suffix}" for table in ("table5", "tasks", "topics") for suffix in ("md", "csv")]
+    assert tables == sorted([*expected, "tables.md"])
+    assert {record["task"] for record in json.loads((out / "results.json").read_text())["results"]} == {"Im-Ie"}
+    assert result.results["results"] and not (out / ".staging-outputs").exists()

@@ -4,12 +4,15 @@
 ``ranking_<dataset>`` for whole-knowledge-base ranking and multi-dataset runs, as ``.md`` and ``.csv``, and
 ``tables.md``); ``accuracy_by_task.png``; ``model_index.json`` (per model, the
 ``{task: {metric: value}}`` that ``m3el_benchmark.model_card.build_model_card(results=...)`` turns into the card's
-``model-index``).
+``model-index``). A run's outputs replace the previous run's as a whole (they are written to a staging folder
+first), so a re-run with fewer tasks or models never leaves the earlier run's files beside its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from .evaluate import ModelEvaluation
 from .plots import plot_task_table
 from .results import build_results, model_index_results, write_results
 from .tables import Table, TableLayout, build_tables, write_tables
+
+RESULTS_FILE, TABLES_DIR = "results.json", "tables"
+CHART_FILE, MODEL_INDEX_FILE = "accuracy_by_task.png", "model_index.json"
+RUN_OUTPUTS = (RESULTS_FILE, TABLES_DIR, CHART_FILE, MODEL_INDEX_FILE)
+"""What one run writes into ``output_dir`` (the tiny CLIP-ND's ``models/`` folder is reused across runs)."""
 
 
 def write_outputs(
@@ -28,21 +36,37 @@ def write_outputs(
     datasets: Sequence[dict[str, Any]],
     layout: TableLayout,
 ) -> tuple[dict[str, Any], list[Table]]:
-    """Write every output file of a run; return the results and the tables."""
+    """Write every output file of a run, replacing those of an earlier run; return the results and the tables."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = output_dir / ".staging-outputs"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     results = build_results(evaluations, skipped, run, datasets)
-    write_results(results, output_dir / "results.json")
+    write_results(results, staging / RESULTS_FILE)
     records = results["results"]
     tables = build_tables(records, layout)
-    write_tables(tables, output_dir / "tables")
+    write_tables(tables, staging / TABLES_DIR)
     task_tables = [table for table in tables if table.name == "tasks"]  # one-dataset runs only
     if evaluations and task_tables:
-        plot_task_table(task_tables[0], output_dir / "accuracy_by_task.png")
+        plot_task_table(task_tables[0], staging / CHART_FILE)
     first = layout.columns()[0].name
     model_index = {e.info.name: model_index_results(e, layout.headline_format, first) for e in evaluations}
-    (output_dir / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
+    (staging / MODEL_INDEX_FILE).write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
+    _replace_outputs(staging, output_dir)
     return results, tables
+
+
+def _replace_outputs(staging: Path, output_dir: Path) -> None:
+    """Remove every output of an earlier run, then move this run's in from ``staging``."""
+    for name in RUN_OUTPUTS:
+        path = output_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    for path in staging.iterdir():
+        os.replace(path, output_dir / path.name)
+    staging.rmdir()
 
 
 def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayout, output_dir: str | Path) -> str:
