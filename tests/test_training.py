@@ -311,3 +311,11 @@ def test_bf16_mixed_precision_and_gradient_checkpointing_train(tmp_path, sample_
                         "--gradient_checkpointing", "true", "--validation_split", ""))  # fmt: skip
     logged = [json.loads(line) for line in (result.output_dir / TRAIN_LOG_FILE).read_text().splitlines()]
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(entry["train/loss"])) for entry in logged)
+
+
+@pytest.mark.parametrize("flag, expected", [((), "bf16"), (("--mixed_precision", "no"), "no")])
+def test_the_launchers_mixed_precision_stands_unless_given(tmp_path, sample_hub, monkeypatch, flag, expected):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch --mixed_precision bf16` sets
+    result = main(_args(tmp_path / "run", sample_hub, "--max_steps", "1", "--validation_split", "", *flag))
+    config = json.loads((result.output_dir / "config.json").read_text())
+    assert config["training_arguments"]["mixed_precision"] == expected

@@ -89,7 +89,10 @@ class TrainingArguments:
     gather_features: bool = field(
         default=True, metadata={"help": "Negatives from the global batch across processes (gather with gradients)."}
     )
-    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16'."})
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "'no', 'bf16' or 'fp16'; unset: what `accelerate launch` or its config chose, else 'no'."},
+    )
     gradient_checkpointing: bool = False
     torch_compile: bool = False
     seed: int = 42
@@ -107,7 +110,7 @@ class TrainingArguments:
     def __post_init__(self):
         if self.lr_scheduler_type not in ("constant", "cosine"):
             raise ValueError(f"--lr_scheduler_type {self.lr_scheduler_type!r}: choose 'constant' or 'cosine'.")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
+        if self.mixed_precision not in (None, "no", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision {self.mixed_precision!r}: choose 'no', 'bf16' or 'fp16'.")
         if self.per_device_train_batch_size < 1:
             size = self.per_device_train_batch_size

@@ -355,6 +355,7 @@ class CLIPNDTrainer:
         flat = {}
         for group in (self.model_args, self.data_args, self.args):
             flat.update({k: v for k, v in asdict(group).items() if isinstance(v, (int, float, str, bool))})
+        flat["mixed_precision"] = self.accelerator.mixed_precision  # the launcher's choice when the flag is unset
         return flat
 
     def _exportable_model(self):
