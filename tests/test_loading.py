@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import constants as hub_constants
 from release_fixtures import small_release
 
+from m3el_benchmark.train import parse_arguments
+from m3el_benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset import loading
 from m3el_dataset.constants import TASKS
 from m3el_dataset.export import ExportConfig, export_release
@@ -106,3 +109,42 @@ def test_supported_tasks_under_the_kb_protocol_ask_the_knowledge_base():
     with_text = config_columns("ITm-ITe")
     assert supported_tasks(["M-S1"], with_text, ImageOnlyKB()) == ["Tm-Ie", "Im-Ie", "ITm-Ie"]
     assert missing_inputs("ITm-Te", ["M-S1"], with_text, ImageOnlyKB()) == {"entity text": []}
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Every (config, split) read through `loading.open_split`; any other read of a dataset fails the test."""
+    real_open, real_as_dataset = loading.open_split, datasets.DatasetBuilder.as_dataset
+    calls, inside = [], []
+
+    def spy(source, config, split, **kwargs):
+        calls.append((config, split))
+        inside.append(True)
+        try:
+            return real_open(source, config, split, **kwargs)
+        finally:
+            inside.pop()
+
+    def guarded(self, *args, **kwargs):  # every table `datasets` builds, from a folder or a builder, passes here
+        assert inside, "a dataset was read outside m3el_dataset.loading.open_split"
+        return real_as_dataset(self, *args, **kwargs)
+
+    monkeypatch.setattr(loading, "open_split", spy)
+    monkeypatch.setattr(datasets.DatasetBuilder, "as_dataset", guarded)
+    return calls
+
+
+def test_training_obtains_every_split_through_open_split(raw_release, tmp_path, opened):
+    argv = ["--init", "tiny", "--tiny_hidden_size", "32", "--tiny_image_size", "16", "--tiny_patch_size", "8",
+            "--tiny_vocab_size", "300", "--report_to", "none", "--dataset", str(raw_release),
+            "--dataset_cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "run")]  # fmt: skip
+    CLIPNDTrainer(*parse_arguments(argv))
+    assert opened == [(MENTIONS_CONFIG, "train"), (MENTIONS_CONFIG, "validation")]
+    assert [path.name.startswith("raw-") for path in (tmp_path / "cache").iterdir()] == [True]
+
+
+def test_training_names_the_argument_of_a_missing_split(exported, tmp_path, opened):
+    argv = ["--init", "tiny", "--dataset", exported, "--train_split", "training", "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match="has no split 'training'.* Choose one with --train_split/--validation_split"):
+        CLIPNDTrainer(*parse_arguments(argv))
+    assert opened == [(MENTIONS_CONFIG, "training")]

@@ -34,6 +34,10 @@ class DataArguments:
         default="sample",
         metadata={"help": "An exported M3EL folder, a Hub dataset id, a raw release folder, or 'sample' (bundled)."},
     )
+    dataset_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where a raw release (or 'sample') is exported once (default: $HF_HOME/m3el/datasets)."},
+    )
     task: str = field(
         default="Tm-Te",
         metadata={"help": f"Modality task, or several joined by ',' to mix them: {', '.join(TASKS)}."},
