@@ -12,6 +12,9 @@ import pytest
 from huggingface_hub import constants as hub_constants
 from release_fixtures import small_release
 
+from m3el_benchmark.evaluation.data import UniqueInputs, load_kb, load_mentions
+from m3el_benchmark.evaluation.dataset_specs import DatasetSpec
+from m3el_benchmark.run import load_dataset_spec
 from m3el_benchmark.train import parse_arguments
 from m3el_benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset import loading
@@ -148,3 +151,13 @@ def test_training_names_the_argument_of_a_missing_split(exported, tmp_path, open
     with pytest.raises(ValueError, match="has no split 'training'.* Choose one with --train_split/--validation_split"):
         CLIPNDTrainer(*parse_arguments(argv))
     assert opened == [(MENTIONS_CONFIG, "training")]
+
+
+def test_the_benchmark_obtains_every_split_through_open_split(raw_release, tmp_path, opened):
+    spec = DatasetSpec("raw", str(raw_release), "kb", ("ITm-ITe",), ("M-S1",), ("train", "test"))
+    loaded = load_dataset_spec(spec, tmp_path / "cache")
+    assert opened == [(MENTIONS_CONFIG, "train"), (MENTIONS_CONFIG, "test"), ("kb", "kb")]
+    opened.clear()
+    mentions = load_mentions(loaded.path, ["validation"], None, ["M-S1"])
+    load_kb(loaded.path, UniqueInputs())
+    assert opened == [(MENTIONS_CONFIG, "validation"), ("kb", "kb")] and len(mentions) > 0

@@ -34,7 +34,7 @@ class DatasetSpec:
 
     Args:
         name (`str`): its column in Table 5 and its name in the records.
-        path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (see `data.resolve_dataset`).
+        path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (`m3el_dataset.loading`).
         protocol (`str`): one of `PROTOCOLS`.
         tasks, text_formats, splits (`tuple[str]`): what is scored; the first task and format head the tables.
         topics (`tuple[str]` or `None`): M3EL topics to keep; `None` keeps every group.
