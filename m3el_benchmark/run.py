@@ -45,7 +45,6 @@ from m3el_benchmark.evaluation.data import (
     check_supported,
     load_kb,
     load_mentions,
-    resolve_dataset,
 )
 from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
 from m3el_benchmark.evaluation.encoding import EncodingSettings
@@ -55,6 +54,7 @@ from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
 from m3el_benchmark.evaluation.tables import TABLE_METRICS, TableLayout
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
+from m3el_dataset import loading
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS
 
 logger = logging.getLogger("m3el_benchmark.run")
@@ -231,7 +231,7 @@ class LoadedDataset:
 
 def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     """Resolve (export a raw release once), read the mentions and, for the kb protocol, the knowledge base."""
-    path = resolve_dataset(spec.path, work_dir)
+    path = loading.resolve_source(spec.path, work_dir)
     formats = spec.mention_text_formats
     mentions = load_mentions(path, spec.splits, spec.topics, formats, drop_nil=spec.drop_nil)
     kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None

@@ -24,8 +24,9 @@ from m3el_benchmark.baselines import (
     parse_model_spec,
     similarity,
 )
-from m3el_benchmark.evaluation.data import content_key, load_mentions, resolve_dataset
+from m3el_benchmark.evaluation.data import content_key, load_mentions
 from m3el_benchmark.evaluation.evaluate import model_mention_texts
+from m3el_dataset.loading import resolve_source
 from m3el_dataset.text_formats import mention_text
 
 ALL_MODELS = {**TINY_BASELINES, "CLIP-ND": save_tiny_clip_nd}
@@ -131,7 +132,7 @@ def test_clip_nd_fuses_with_its_own_image_weight(tiny_folders, tmp_path):
 
 
 def test_clip_nd_keeps_the_mention_of_m_formats_and_keys_the_text_it_encodes(tiny_folders, tmp_path):
-    path = resolve_dataset("sample", tmp_path / "datasets")
+    path = resolve_source("sample", tmp_path / "datasets")
     mentions = load_mentions(path, ["test"], text_formats=["S-M", "M-S"])
     mentions.mention_parts[0]["S"] = "a very long sentence that goes on " * 30
     mentions.mention_parts[1].update(S="Short.", M="Paris")

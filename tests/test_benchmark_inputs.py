@@ -13,11 +13,12 @@ import yaml
 from tiny_clip import save_tiny_clip
 
 from m3el_benchmark.baselines import BASELINES
-from m3el_benchmark.evaluation.data import MentionTable, UniqueInputs, resolve_dataset
+from m3el_benchmark.evaluation.data import MentionTable, UniqueInputs
 from m3el_benchmark.evaluation.encoding import IMAGE, TEXT, EmbeddingTable
 from m3el_benchmark.evaluation.scoring import NO_FORMAT, CandidateScorer, Setting
 from m3el_benchmark.run import CONFIG_DIR, BenchmarkArguments, main, parse_arguments
 from m3el_dataset.constants import TASKS, TEXT_FORMATS
+from m3el_dataset.loading import resolve_source
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,7 @@ def _damage_images(folder: Path) -> None:
 
 @pytest.mark.slow
 def test_missing_and_undecodable_images_are_counted_end_to_end(tmp_path):
-    exported = Path(resolve_dataset("sample", tmp_path / "datasets"))
+    exported = Path(resolve_source("sample", tmp_path / "datasets"))
     damaged = tmp_path / "damaged"
     shutil.copytree(exported, damaged)
     _damage_images(damaged)

@@ -14,13 +14,14 @@ from tiny_baselines import save_all_tiny_models
 import m3el_benchmark.evaluation.encoding as encoding_module
 import m3el_benchmark.run as run_module
 from m3el_benchmark.baselines import ModelRequest, load_adapter
-from m3el_benchmark.evaluation.data import load_mentions, resolve_dataset
+from m3el_benchmark.evaluation.data import load_mentions
 from m3el_benchmark.evaluation.encoding import EncodingSettings
 from m3el_benchmark.evaluation.evaluate import evaluate_model
 from m3el_benchmark.evaluation.scoring import settings_for
 from m3el_benchmark.run import BenchmarkArguments, main
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS
+from m3el_dataset.loading import resolve_source
 
 MODEL_ORDER = ["ALIGN", "BLIP-2", "CLIP", "FLAVA", "OWL-ViT", "SigLIP", "CLIP-ND"]
 
@@ -32,7 +33,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def sample_dataset(tmp_path_factory) -> str:
-    return resolve_dataset("sample", tmp_path_factory.mktemp("datasets"))
+    return resolve_source("sample", tmp_path_factory.mktemp("datasets"))
 
 
 def run_args(dataset: str, models: dict[str, Path], out: Path, cache: Path, *extra: str) -> list[str]:

@@ -16,6 +16,8 @@ from m3el_benchmark.training.checkpointing import latest_checkpoint
 from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.loading import open_split
+from m3el_dataset.rows import MENTIONS_CONFIG
 from m3el_dataset.sample import SAMPLE_DIR
 
 TINY = ["--init", "tiny", "--tiny_hidden_size", "32", "--tiny_image_size", "16", "--tiny_patch_size", "8",
@@ -281,10 +283,10 @@ def test_batches_carry_entity_ids_of_golds_and_negatives(sample_hub):
     from transformers import CLIPImageProcessorPil, CLIPProcessor
 
     from m3el_benchmark.training.arguments import DataArguments
-    from m3el_benchmark.training.data import MentionEntityPairs, PairCollator, entity_id, load_split
+    from m3el_benchmark.training.data import MentionEntityPairs, PairCollator, entity_id
     from m3el_benchmark.training.tiny_model import train_clip_tokenizer
 
-    rows = load_split(str(sample_hub), "train")
+    rows = open_split(str(sample_hub), MENTIONS_CONFIG, "train")
     pairs = MentionEntityPairs(rows, DataArguments(dataset=str(sample_hub), task="Tm-Te"), train=True)
     processor = CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=train_clip_tokenizer(["a b"], 600))
     batch = PairCollator(processor, "M-S1", train=True, num_slots=2)([pairs[0], pairs[1]])

@@ -20,6 +20,8 @@ import torch
 from m3el_benchmark.train import parse_arguments
 from m3el_benchmark.training.trainer import CLIPNDTrainer
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.loading import open_split
+from m3el_dataset.rows import MENTIONS_CONFIG
 from m3el_dataset.sample import SAMPLE_DIR
 
 VARIANTS = {
@@ -45,11 +47,10 @@ def save_random_vit_b_32(hub: Path, folder: Path) -> Path:
     """A randomly initialised CLIP-ND with ViT-B/32's exact architecture and a processor for 224-pixel images."""
     from transformers import CLIPImageProcessorPil, CLIPProcessor
 
-    from m3el_benchmark.training.data import load_split
     from m3el_benchmark.training.tiny_model import train_clip_tokenizer
     from modeling_clip_nd import CLIPNDConfig, CLIPNDModel
 
-    rows = load_split(str(hub), "train")
+    rows = open_split(str(hub), MENTIONS_CONFIG, "train")
     config = CLIPNDConfig()
     tokenizer = train_clip_tokenizer(rows["text_S"], config.text_config.vocab_size)
     vocab = tokenizer.get_vocab()

@@ -4,7 +4,7 @@
 """
 
 from .cache import EmbeddingCache, model_cache_key
-from .data import MentionTable, UniqueInputs, content_key, load_mentions, resolve_dataset
+from .data import MentionTable, UniqueInputs, content_key, load_mentions
 from .encoding import EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .evaluate import ModelEvaluation, evaluate_model, needed_inputs
 from .scoring import NO_FORMAT, CandidateScorer, Setting, settings_for
@@ -26,6 +26,5 @@ __all__ = [
     "load_mentions",
     "model_cache_key",
     "needed_inputs",
-    "resolve_dataset",
     "settings_for",
 ]

@@ -1,8 +1,8 @@
 """The benchmark's view of a dataset: each mention's inputs as content keys, and each unique input once.
 
-`load_mentions` reads the ``mentions`` config of an exported M3EL folder (or Hub repo) for the chosen splits
-and topics; `load_kb` reads its ``kb`` config, the entities a mention is ranked against under the ``kb``
-protocol. Every text and image is replaced by a key, the hash of its content, so that an input used by several
+`load_mentions` reads the ``mentions`` config of a dataset (through `m3el_dataset.loading.open_split`) for the
+chosen splits and topics; `load_kb` reads its ``kb`` config, the entities a mention is ranked against under the
+``kb`` protocol. Every text and image is replaced by a key, the hash of its content, so that an input used by several
 mentions, candidates, KB entities, tasks or text formats is stored, encoded and cached once (`UniqueInputs`).
 Images stay undecoded bytes here; DataLoader workers decode them during encoding.
 """
@@ -13,15 +13,12 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import datasets
 import numpy as np
 
-from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS, check_text_format, check_topic, parse_task
-from m3el_dataset.export import ExportConfig, export_release
-from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column, undecoded_images
-from m3el_dataset.sample import SAMPLE_NAME, resolve_sample
+from m3el_dataset import loading
+from m3el_dataset.constants import ALL_SPLITS, TEXT_FORMATS, TOPICS, check_text_format, check_topic
+from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column
 from m3el_dataset.text_formats import entity_text, sentence_before_mention
 
 logger = logging.getLogger(__name__)
@@ -77,7 +74,8 @@ class MentionTable:
     ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
     model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`). ``columns`` are the
     columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
-    and the keys of an absent column are all ``None`` (`missing_inputs` tells which tasks that rules out).
+    and the keys of an absent column are all ``None`` (`m3el_dataset.loading.missing_inputs` tells which
+    tasks that rules out).
     """
 
     ids: list[str]
@@ -123,44 +121,6 @@ class KnowledgeBase:
         return np.asarray([index.get(qid, -1) if qid else -1 for qid in qids], dtype=np.int64)
 
 
-def _fingerprint(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    return digest.hexdigest()[:12]
-
-
-def resolve_dataset(dataset: str, work_dir: str | Path) -> str:
-    """Return a path or repo id that ``datasets.load_dataset`` reads, exporting a raw release first if needed.
-
-    ``dataset`` is ``"sample"`` (the bundled release), a raw release folder (``*.json``/``*.jsonl`` records), an
-    exported M3EL folder, or a Hub dataset id. Exports go to ``work_dir`` under a fingerprint of the release, so
-    an unchanged release is exported once.
-    """
-    raw = Path(resolve_sample(dataset))  # the sample is exported once into the benchmark's cache folder
-    if not raw.is_dir():
-        if dataset.count("/") != 1:
-            raise FileNotFoundError(
-                f"Dataset {dataset!r} is neither a folder nor a Hub id ('org/name'); pass an exported M3EL folder, "
-                f"a raw release folder, a Hub dataset id, or {SAMPLE_NAME!r} for the bundled sample."
-            )
-        return dataset
-    if (raw / "data").is_dir():
-        return str(raw)
-    if not any(raw.glob("*.json")) and not any(raw.glob("*.jsonl")):
-        raise FileNotFoundError(
-            f"Folder {raw} holds neither an exported M3EL dataset (a data/ folder) nor a raw release (*.json or "
-            "*.jsonl records); build one with `m3el-dataset build RAW OUT`."
-        )
-    out_dir = Path(work_dir) / f"{raw.resolve().name}-{_fingerprint(raw)}"
-    if not (out_dir / "README.md").is_file():
-        logger.info("Exporting the raw release %s to %s", raw, out_dir)
-        export_release(raw, out_dir, ExportConfig(overwrite=True))
-    return str(out_dir)
-
-
 def check_names(values: Sequence[str], valid: Sequence[str], what: str) -> list[str]:
     """Return ``values`` if each is in ``valid``, else raise ``ValueError`` naming the bad one and the valid ones."""
     for value in values:
@@ -171,33 +131,14 @@ def check_names(values: Sequence[str], valid: Sequence[str], what: str) -> list[
     return list(values)
 
 
-REQUIRED_COLUMNS = ("id", "topic", "label", "gold_qid", "candidate_qids")
-"""Columns every ``mentions`` config has; the others belong to a modality a converted peer dataset may lack."""
-
-
-def _open_split(
-    path: str, config: str, split: str, columns: Sequence[str], required: Sequence[str]
-) -> tuple[datasets.Dataset, frozenset[str]]:
-    """The split's table restricted to those of ``columns`` it has (images left undecoded), and all its columns."""
-    table = datasets.load_dataset(path, config, split=split)
-    all_columns = frozenset(table.column_names)
-    lacking = [name for name in required if name not in all_columns]
-    if lacking:
-        raise ValueError(
-            f"The {config!r} config of {path} (split {split!r}) has no column {lacking}: it is not in M3EL's layout. "
-            "Export a release with `m3el-dataset build` or convert a peer dataset with `m3el-dataset convert`."
-        )
-    return undecoded_images(table.select_columns([name for name in columns if name in all_columns])), all_columns
-
-
 def _load_rows(path: str, splits: Sequence[str], columns: list[str], available: set[str]) -> Iterable[dict]:
     """Each mention of ``splits`` once, with ``columns`` (``None`` where absent); adds the config's columns to
     ``available``."""
     seen: set[str] = set()
     for split in splits:
-        table, all_columns = _open_split(path, MENTIONS_CONFIG, split, columns, REQUIRED_COLUMNS)
-        available.update(all_columns)
-        for row in table:
+        table = loading.open_split(path, MENTIONS_CONFIG, split)
+        available.update(table.column_names)
+        for row in loading.keep_columns(table, columns):
             if row["id"] not in seen:  # a topic split overlaps the learning splits
                 seen.add(row["id"])
                 yield {name: row.get(name) for name in columns}
@@ -220,7 +161,7 @@ def load_mentions(
     splits = check_names(splits, ALL_SPLITS, "split")
     topics = None if topics is None else [check_topic(topic) for topic in topics]
     text_formats = [check_text_format(name) for name in text_formats]
-    columns = [*REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
+    columns = [*loading.REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
     columns += [text_column(name) for name in text_formats]
     parts = needs_parts(text_formats)
     columns += list(PART_COLUMNS.values()) if parts else []
@@ -258,11 +199,11 @@ def load_mentions(
 def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
     """Read the ``kb`` config of the dataset at ``path``, adding each entity's text and image to ``inputs``."""
     try:
-        table, columns = _open_split(path, KB_CONFIG, KB_SPLIT, ["qid", "name", "description", "image"], ["qid"])
+        table = loading.open_split(path, KB_CONFIG, KB_SPLIT, columns=["qid", "name", "description", "image"])
     except ValueError as error:  # datasets names the configs it found
         message = f"{path} has no usable {KB_CONFIG!r} config, which the kb protocol ranks against: {error}"
         raise ValueError(message) from error
-    kb = KnowledgeBase([], [], [], has_text="name" in columns, has_image="image" in columns)
+    kb = KnowledgeBase([], [], [], has_text="name" in table.column_names, has_image="image" in table.column_names)
     for row in table:
         kb.qids.append(row["qid"])
         text = entity_text(row["name"], row.get("description") or "") if kb.has_text else None
@@ -274,26 +215,6 @@ def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
         raise ValueError(f"The {KB_CONFIG!r} config of {path} has {problem}; re-export the dataset.")
     logger.info("Loaded a knowledge base of %d entities from %s", len(kb), path)
     return kb
-
-
-def missing_inputs(
-    task: str, text_formats: Sequence[str], mentions: MentionTable, kb: KnowledgeBase | None = None
-) -> list[str]:
-    """What the dataset lacks to score ``task`` (e.g. ``["mention text 'M-S1'", "entity image"]``; empty: nothing).
-
-    The entities are the mentions' candidates, or with ``kb`` the knowledge base's entities.
-    """
-    spec, columns, lacking = parse_task(task), mentions.columns, []
-    if spec.mention_text:
-        lacking += [f"mention text {name!r}" for name in text_formats if text_column(name) not in columns]
-        lacking += [] if text_formats else ["mention text"]
-    if spec.mention_image and "mention_image" not in columns:
-        lacking.append("mention image")
-    has_text = kb.has_text if kb is not None else "candidate_texts" in columns
-    has_image = kb.has_image if kb is not None else "candidate_images" in columns
-    lacking += ["entity text"] if spec.entity_text and not has_text else []
-    lacking += ["entity image"] if spec.entity_image and not has_image else []
-    return lacking
 
 
 def check_supported(
@@ -311,10 +232,10 @@ def check_supported(
             "(`protocol: kb` in its `datasets` entry, or --protocol kb)."
         )
     for task in tasks:
-        lacking = missing_inputs(task, text_formats, mentions, kb)
+        lacking = loading.missing_inputs(task, text_formats, mentions.columns, kb)
         if lacking:
             formats = mentions.text_formats()
-            supported = [t for t in TASKS if not missing_inputs(t, formats[:1], mentions, kb)]
+            supported = loading.supported_tasks(formats[:1], mentions.columns, kb)
             raise ValueError(
                 f"Dataset {name!r} cannot be scored on {task}: it has no {', '.join(lacking)}. It supports the tasks "
                 f"{', '.join(supported) or 'none'} and the mention text formats {', '.join(formats) or 'none'}; "

@@ -34,7 +34,7 @@ class DatasetSpec:
 
     Args:
         name (`str`): its column in Table 5 and its name in the records.
-        path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (see `data.resolve_dataset`).
+        path (`str`): exported folder, raw release folder, Hub id or ``"sample"`` (`m3el_dataset.loading`).
         protocol (`str`): one of `PROTOCOLS`.
         tasks (`tuple[TaskSpec]`, names accepted): the scored tasks; the first one heads the tables.
         text_formats, splits (`tuple[str]`): the scored formats (the first heads the tables) and splits.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from m3el_dataset.constants import TASKS, TEXT_FORMATS, check_text_format, parse_task
+from m3el_dataset.constants import TASKS, TEXT_FORMATS, TaskSpec, check_text_format, parse_task
 
 TINY_INIT = "tiny"
 """``--init tiny``: a small CLIP-ND built from scratch, with a tokenizer trained on the training texts."""
@@ -34,6 +34,10 @@ class DataArguments:
         default="sample",
         metadata={"help": "An exported M3EL folder, a Hub dataset id, a raw release folder, or 'sample' (bundled)."},
     )
+    dataset_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where a raw release (or 'sample') is exported once (default: $HF_HOME/m3el/datasets)."},
+    )
     task: str = field(
         default="Tm-Te",
         metadata={"help": f"Modality task, or several joined by ',' to mix them: {', '.join(TASKS)}."},
@@ -54,14 +58,14 @@ class DataArguments:
     dataloader_num_workers: int = field(default=0)
 
     @property
-    def tasks(self) -> list[str]:
-        return [task.strip() for task in self.task.split(",") if task.strip()]
+    def tasks(self) -> list[TaskSpec]:
+        """The ``--task`` names, parsed (each once: `parse_task` is cached)."""
+        return [parse_task(task.strip()) for task in self.task.split(",") if task.strip()]
 
     def __post_init__(self):
-        if not self.tasks:
+        if not self.task.replace(",", "").strip():
             raise ValueError(f"--task is empty; choose one or more of {', '.join(TASKS)}.")
-        for task in self.tasks:
-            parse_task(task)
+        self.tasks  # noqa: B018 - parses every name: an unknown task is refused here, naming the valid ones
         check_text_format(self.text_format)
         for name in ("name_drop_prob", "description_drop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:

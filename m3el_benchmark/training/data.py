@@ -1,11 +1,11 @@
 """Training pairs for CLIP-ND: a mention in its task's modality and its gold entity, text augmented by aug_T.
 
-Rows come from the dataset package (an exported folder, a Hub repo id or a raw release). A mention's text is the
-dataset's own ``text_<format>`` column, and an entity's text comes from `m3el_dataset.text_formats.entity_text`;
-only a mention text that does not fit the model's context is re-rendered, by the collator, through
-`m3el_dataset.text_formats.fit_mention_texts`. Images are decoded here, not by `datasets`, so that an image that
-fails to decode mid-run becomes a missing image (counted and reported) instead of stopping the run, and never a
-blank image.
+Rows come from `m3el_dataset.loading` (an exported folder, a Hub repo id, a raw release or the sample). A
+mention's text is the dataset's own ``text_<format>`` column, and an entity's text comes from
+`m3el_dataset.text_formats.entity_text`; only a mention text that does not fit the model's context is re-rendered,
+by the collator, through `m3el_dataset.text_formats.fit_mention_texts`. Images are decoded here, not by `datasets`,
+so that an image that fails to decode mid-run becomes a missing image (counted and reported) instead of stopping
+the run, and never a blank image.
 """
 
 from __future__ import annotations
@@ -15,75 +15,45 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from m3el_dataset.constants import TASKS, TaskSpec, parse_task
+from m3el_dataset import loading
+from m3el_dataset.constants import TaskSpec
 from m3el_dataset.images import decode_rgb
-from m3el_dataset.rows import PART_COLUMNS, text_column, undecoded_images
-from m3el_dataset.sample import resolve_sample
+from m3el_dataset.rows import MENTIONS_CONFIG, PART_COLUMNS, text_column
 from m3el_dataset.text_formats import entity_text, fit_mention_texts, sentence_before_mention, template_parts
 
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
-MENTIONS_CONFIG = "mentions"
 
-
-def load_split(dataset: str, split: str, cache_dir: str | None = None) -> datasets.Dataset:
-    """Load one split of the ``mentions`` config (all columns), images left undecoded.
-
-    ``dataset`` is an exported folder (with ``data/``), a raw release folder (read by `M3ELBuilder`), a Hub id, or
-    ``"sample"`` (the bundled sample release).
-    """
-    dataset = resolve_sample(dataset)
-    path = Path(dataset)
+def open_training_split(args: DataArguments, split: str) -> datasets.Dataset:
+    """One split of the ``mentions`` config of ``args.dataset`` (all columns, images left undecoded)."""
     try:
-        if path.is_dir() and not (path / "data").is_dir():
-            from m3el_dataset import M3ELBuilder
-
-            builder = M3ELBuilder(config_name=MENTIONS_CONFIG, data_dir=str(path), cache_dir=cache_dir)
-            builder.download_and_prepare()
-            loaded = builder.as_dataset(split=split)
-        else:
-            loaded = datasets.load_dataset(dataset, MENTIONS_CONFIG, split=split, cache_dir=cache_dir)
-    except ValueError as error:
-        if "split" in str(error).lower():
-            raise ValueError(
-                f"Dataset {dataset} has no split {split!r}: {error} Choose one with --train_split/--validation_split "
-                "(an empty --validation_split trains without validation)."
-            ) from error
-        raise
-    return undecoded_images(loaded)
+        return loading.open_split(args.dataset, MENTIONS_CONFIG, split, cache_dir=args.dataset_cache_dir)
+    except loading.MissingSplitError as error:
+        raise ValueError(
+            f"{error} Choose one with --train_split/--validation_split (an empty --validation_split trains without "
+            "validation)."
+        ) from error
 
 
-def missing_columns(task: TaskSpec, text_format: str, columns: Sequence[str]) -> list[str]:
-    """The columns of the ``mentions`` config that training on ``task`` in ``text_format`` needs and that are absent
-    (a converted peer dataset leaves out those of a modality its source lacks)."""
-    needed = []
-    if task.mention_text:
-        needed += [PART_COLUMNS[part] for part in template_parts(text_format)]
-    needed += ["mention_image"] if task.mention_image else []
-    needed += ["candidate_names", "candidate_descriptions"] if task.entity_text else []
-    needed += ["candidate_images"] if task.entity_image else []
-    return [column for column in needed if column not in columns]
-
-
-def check_trainable(dataset: str, columns: Sequence[str], tasks: Sequence[str], text_format: str) -> None:
+def check_trainable(dataset: str, columns: Sequence[str], tasks: Sequence[TaskSpec], text_format: str) -> None:
     """Raise ``ValueError`` if a task needs a modality the dataset lacks, naming the tasks it can train on."""
     for task in tasks:
-        lacking = missing_columns(parse_task(task), text_format, columns)
+        lacking = loading.missing_inputs(task, [text_format], columns)
         if lacking:
-            supported = [name for name in TASKS if not missing_columns(parse_task(name), text_format, columns)]
+            supported = loading.supported_tasks([text_format], columns)
             raise ValueError(
                 f"Dataset {dataset} cannot train on {task} with text format {text_format}: it has no column "
-                f"{', '.join(lacking)}. With that format it supports the tasks {', '.join(supported) or 'none'}; "
-                "choose among them with --task (or another --text_format)."
+                f"{', '.join(column for names in lacking.values() for column in names)}. With that format it "
+                f"supports the tasks {', '.join(supported) or 'none'}; choose among them with --task (or another "
+                "--text_format)."
             )
 
 
@@ -159,7 +129,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         labels = rows["label"]
         self.indices = [index for index, label in enumerate(labels) if label >= 0 or not train]
         self.num_without_gold = sum(label < 0 for label in labels)
-        self.tasks = [parse_task(task) for task in args.tasks]
+        self.tasks = args.tasks
         self.text_column = text_column(args.text_format)
         # The parts are read only where the collator may re-render a text: a format whose mention follows its
         # sentence, with keep_mention on (evaluation always keeps the mention, as the benchmark does).

@@ -24,7 +24,7 @@ from modeling_clip_nd import CLIPNDModel
 from ..model_card import build_model_card
 from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from .data import MentionEntityPairs, PairCollator, check_trainable, load_split
+from .data import MentionEntityPairs, PairCollator, check_trainable, open_training_split
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .tiny_model import build_tiny_clip_nd
 from .validation import evaluate_accuracy
@@ -140,11 +140,11 @@ class CLIPNDTrainer:
         )
         set_seed(args.seed)
         self._check_negatives()
-        with self.accelerator.main_process_first():  # the main process may build the Arrow cache
-            train_rows = load_split(data_args.dataset, data_args.train_split)
+        with self.accelerator.main_process_first():  # the main process may export a raw release and build the cache
+            train_rows = open_training_split(data_args, data_args.train_split)
             validation_rows = None
             if data_args.validation_split:
-                validation_rows = load_split(data_args.dataset, data_args.validation_split)
+                validation_rows = open_training_split(data_args, data_args.validation_split)
         check_trainable(data_args.dataset, train_rows.column_names, data_args.tasks, data_args.text_format)
         self.model, self.processor = build_model(model_args, train_rows)
         if args.gradient_checkpointing:
