@@ -256,3 +256,25 @@ class PairCollator:
             batch["candidates"] = self.side(self._slots([example["candidates"] for example in examples]))
             batch["num_candidates"] = torch.tensor([len(example["candidates"]) for example in examples])
         return batch
+
+
+class EpochPermutationSampler(torch.utils.data.Sampler):
+    """A seeded permutation per epoch, optionally without its first ``skip`` indices (those a resumed run has
+    already trained on), so that the data order of a resumed run is that of an uninterrupted one.
+
+    The method is `use_epoch`, not ``set_epoch``, on purpose: accelerate calls ``set_epoch`` with its own count of
+    passes over the loader, which restarts at 0 for a resumed run.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
+
+    def use_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator)[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return self.size - self.skip

@@ -17,22 +17,19 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoProcessor, get_scheduler
-
-from modeling_clip_nd import CLIPNDModel
+from transformers import get_scheduler
 
 from ..model_card import build_model_card
 from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from .data import MentionEntityPairs, PairCollator, check_trainable, open_training_split
+from .data import EpochPermutationSampler, MentionEntityPairs, PairCollator, check_trainable, open_training_split
+from .initialization import apply_lora, build_model, parameter_groups
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
-from .tiny_model import build_tiny_clip_nd
 from .validation import evaluate_accuracy
 
 logger = logging.getLogger(__name__)
 
 NUM_HARD_NEGATIVES = 2  # M3EL has 3 candidates per mention: the gold and (at most) 2 others
-LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj"]
 TRAIN_LOG_FILE = "train_log.jsonl"
 """One JSON line per logged step (loss, learning rate, temperature, samples/s), appended across resumes."""
 
@@ -50,61 +47,6 @@ class TrainResult:
     steps: int
     undecodable_images: int
     history: list[dict] = field(default_factory=list)
-
-
-class EpochPermutationSampler(torch.utils.data.Sampler):
-    """A seeded permutation per epoch, optionally without its first ``skip`` indices (those a resumed run has
-    already trained on), so that the data order of a resumed run is that of an uninterrupted one.
-
-    The method is `use_epoch`, not ``set_epoch``, on purpose: accelerate calls ``set_epoch`` with its own count of
-    passes over the loader, which restarts at 0 for a resumed run.
-    """
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
-
-    def use_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator)[self.skip :].tolist())
-
-    def __len__(self) -> int:
-        return self.size - self.skip
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups as open_clip: no weight decay on biases, norms (1-D parameters) and the temperature."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        exempt = parameter.ndim < 2 or "bias" in name or "norm" in name or "logit_scale" in name
-        (no_decay if exempt else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def build_model(model_args: ModelArguments, train_rows) -> tuple[torch.nn.Module, object]:
-    """The model to train and its processor: ``tiny`` from scratch, or any CLIP / CLIP-ND checkpoint."""
-    if model_args.init == TINY_INIT:
-        columns = train_rows.column_names  # an image-only dataset has neither: the vocabulary is then the base one
-        texts = list(train_rows["text_S"]) if "text_S" in columns else []
-        if "candidate_texts" in columns:
-            texts += [text for texts in train_rows["candidate_texts"] for text in texts]
-        return build_tiny_clip_nd(texts, model_args)
-    model = CLIPNDModel.from_clip(model_args.init, revision=model_args.revision)
-    return model, AutoProcessor.from_pretrained(model_args.init, revision=model_args.revision)
-
-
-def apply_lora(model: CLIPNDModel, args: TrainingArguments) -> torch.nn.Module:
-    """Wrap ``model`` in a peft LoRA adapter on the attention projections of both towers."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=LORA_TARGET_MODULES
-    )
-    return get_peft_model(model, config)
 
 
 def _trackers(report_to: str) -> list[str]:
