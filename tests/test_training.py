@@ -321,3 +321,40 @@ def test_the_launchers_mixed_precision_stands_unless_given(tmp_path, sample_hub,
     result = main(_args(tmp_path / "run", sample_hub, "--max_steps", "1", "--validation_split", "", *flag))
     config = json.loads((result.output_dir / "config.json").read_text())
     assert config["training_arguments"]["mixed_precision"] == expected
+
+
+def test_nan_embeddings_stop_training_instead_of_passing_for_missing_images(tmp_path, sample_hub, monkeypatch):
+    """A diverging model embeds everything as NaN: that is not 'every image is missing' (loss 0, saved NaN model)."""
+    from m3el_benchmark.training import loss as loss_module
+
+    real_embed_side, calls = loss_module.embed_side, []
+
+    def nan_from_the_third_step(model, side, size, dim):
+        embedded = real_embed_side(model, side, size, dim)
+        calls.append(1)
+        return embedded._replace(embeds=embedded.embeds * float("nan")) if len(calls) > 4 else embedded
+
+    monkeypatch.setattr(loss_module, "embed_side", nan_from_the_third_step)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match=r"Embeddings of present inputs .* at step 3 \(epoch 0"):
+        main(_args(out, sample_hub, "--max_steps", "5", "--checkpointing_steps", "2", "--validation_split", "",
+                   "--hard_negatives", "false"))  # fmt: skip
+    assert latest_checkpoint(out).name == "checkpoint-2" and not (out / "model.safetensors").exists()
+
+
+def test_nan_parameters_are_never_saved(tmp_path, sample_hub, monkeypatch):
+    real_step, calls = torch.optim.AdamW.step, []
+
+    def poison_after_the_second_step(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poison_after_the_second_step)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match=r"parameter tensors .* NaN or infinite after step 2"):
+        main(_args(out, sample_hub, "--max_steps", "4", "--checkpointing_steps", "2", "--validation_split", ""))
+    assert latest_checkpoint(out) is None and not (out / "model.safetensors").exists()

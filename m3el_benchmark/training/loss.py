@@ -9,6 +9,8 @@ The cost is a (global batch × global entities) similarity matrix per process, w
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -30,6 +32,26 @@ def _gather(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return torch.cat(parts, dim=0)
 
 
+class Embedded(NamedTuple):
+    """One side of a batch, embedded: ``embeds`` ``(rows, dim)`` and which rows have an input (``present``: not a
+    padding slot, not a missing image). Missing inputs are known from the batch, never inferred from NaN, so an
+    embedding that turns NaN (a diverging run) is caught (`non_finite`) instead of being taken for a missing image."""
+
+    embeds: torch.Tensor
+    present: torch.Tensor
+
+    def finite_rows(self) -> torch.Tensor:
+        return torch.isfinite(self.embeds).all(dim=-1)
+
+    def non_finite(self) -> torch.Tensor:
+        """A 0-d bool tensor: whether a present row is NaN or infinite (no host sync)."""
+        return (self.present & ~self.finite_rows()).any()
+
+    def usable(self) -> torch.Tensor:
+        """The rows the loss may use: present and finite (the trainer refuses the step if they differ)."""
+        return self.present & self.finite_rows()
+
+
 class GatheredContrastiveLoss(nn.Module):
     """Symmetric InfoNCE between mentions and their gold entities; the other pairs' entities are the negatives.
 
@@ -44,42 +66,54 @@ class GatheredContrastiveLoss(nn.Module):
 
     def forward(
         self,
-        mention_embeds: torch.Tensor,
-        entity_embeds: torch.Tensor,
+        mentions: Embedded,
+        entities: Embedded,
         logit_scale: torch.Tensor,
-        negative_embeds: torch.Tensor | None = None,
+        negatives: Embedded | None = None,
         entity_ids: torch.Tensor | None = None,
         negative_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Loss of mention ``i`` against entity ``i``; ``negative_embeds`` (NaN rows for empty slots) are extra
-        entities, used as negatives of every mention. With ``entity_ids`` and ``negative_ids`` (see
-        `data.entity_id`), another copy of a mention's own gold entity is never one of its negatives."""
+        """Loss of mention ``i`` against entity ``i``; ``negatives`` (empty slots not present) are extra entities,
+        used as negatives of every mention. With ``entity_ids`` and ``negative_ids`` (see `data.entity_id`), another
+        copy of a mention's own gold entity is never one of its negatives."""
+        sides = [mentions, entities] + ([negatives] if negatives is not None else [])
+        embeds, masks = [side.embeds for side in sides], [side.usable() for side in sides]
+        ids = [entity_ids] + ([negative_ids] if negatives is not None else [])
         if self.gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            mention_embeds = _gather_with_grad(mention_embeds)
-            entity_embeds = _gather_with_grad(entity_embeds)
-            entity_ids = _gather(entity_ids)
-            if negative_embeds is not None:
-                negative_embeds = _gather_with_grad(negative_embeds)
-                negative_ids = _gather(negative_ids)
-        if negative_embeds is not None:
-            entity_embeds = torch.cat([entity_embeds, negative_embeds], dim=0)
-            if entity_ids is not None and negative_ids is not None:
-                entity_ids = torch.cat([entity_ids, negative_ids], dim=0)
-        return clip_nd_contrastive_loss(mention_embeds, entity_embeds, logit_scale, entity_ids=entity_ids)
+            embeds = [_gather_with_grad(side) for side in embeds]
+            masks = [_gather(mask.to(torch.uint8)).bool() for mask in masks]  # gloo gathers no bool tensors
+            ids = [_gather(side_ids) for side_ids in ids]
+        entity_embeds, entity_mask = torch.cat(embeds[1:], dim=0), torch.cat(masks[1:], dim=0)
+        all_ids = torch.cat(ids, dim=0) if all(i is not None for i in ids) else None
+        return clip_nd_contrastive_loss(
+            embeds[0], entity_embeds, logit_scale, mention_mask=masks[0], entity_mask=entity_mask, entity_ids=all_ids
+        )
 
 
-def embed_side(model: nn.Module, side: dict[str, dict[str, torch.Tensor]], size: int, dim: int) -> torch.Tensor:
+def _present(model: nn.Module, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Which rows of a modality group have an input: all with text, except image-only rows without an image (and
+    (I+T) rows without one when the model has no text fallback)."""
+    rows = len(inputs["index"])
+    if "I" not in modality or ("T" in modality and model.config.missing_image_fallback == "text"):
+        return torch.ones(rows, dtype=torch.bool, device=inputs["index"].device)
+    return inputs["image_mask"].to(torch.bool)
+
+
+def embed_side(model: nn.Module, side: dict[str, dict[str, torch.Tensor]], size: int, dim: int) -> Embedded:
     """Embeddings of one side of a batch (see `PairCollator`): each modality group through its encoders, then
-    put back in example order. Rows that no group covers (padding slots) are NaN."""
-    embeds = None
-    for inputs in side.values():
+    put back in example order. Rows that no group covers (padding slots) are NaN and not present."""
+    embeds = present = None
+    for modality, inputs in side.items():
         features = model.get_features(**{key: value for key, value in inputs.items() if key != "index"})
         if embeds is None:
             embeds = features.new_full((size, features.shape[-1]), float("nan"))
+            present = torch.zeros(size, dtype=torch.bool, device=features.device)
         embeds = embeds.index_copy(0, inputs["index"], features)
+        present = present.index_copy(0, inputs["index"].to(present.device), _present(model, modality, inputs))
     if embeds is None:
         embeds = torch.full((size, dim), float("nan"), device=model.logit_scale.device)
-    return embeds
+        present = torch.zeros(size, dtype=torch.bool, device=embeds.device)
+    return Embedded(embeds, present)
 
 
 class ContrastiveTrainingModule(nn.Module):
@@ -89,8 +123,8 @@ class ContrastiveTrainingModule(nn.Module):
         super().__init__()
         self.model, self.num_slots = model, num_slots
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Return mention, gold-entity and hard-negative embeddings and the clamped inverse temperature."""
+    def forward(self, batch: dict) -> tuple[Embedded, Embedded, Embedded | None, torch.Tensor]:
+        """Return the embedded mentions, gold entities and hard negatives, and the clamped inverse temperature."""
         size, dim = len(batch["labels"]), self.model.config.projection_dim
         mentions = embed_side(self.model, batch["mentions"], size, dim)
         entities = embed_side(self.model, batch["entities"], size, dim)

@@ -204,6 +204,7 @@ class CLIPNDTrainer:
             progress.update(1)
             self._log(loss)
             if self.args.checkpointing_steps and self.state.step % self.args.checkpointing_steps == 0:
+                self._check_parameters_finite()
                 save_checkpoint(self.accelerator, self.output_dir, self.state, self.args.checkpoints_total_limit)
             if self.state.step >= self.total_steps:
                 return False
@@ -214,7 +215,8 @@ class CLIPNDTrainer:
             mentions, entities, negatives, logit_scale = self.module(batch)
             ids = {"entity_ids": batch["entity_ids"], "negative_ids": batch.get("negative_ids")}
             loss = self.loss_fn(mentions, entities, logit_scale, negatives, **ids)
-            self._check_finite(loss, batch)
+            sides = [side for side in (mentions, entities, negatives) if side is not None]
+            self._check_finite(loss, torch.stack([side.non_finite() for side in sides]).any(), batch)
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.args.max_grad_norm > 0:
                 self.accelerator.clip_grad_norm_(self.module.parameters(), self.args.max_grad_norm)
@@ -223,18 +225,32 @@ class CLIPNDTrainer:
             self.optimizer.zero_grad()
         return loss.detach()
 
-    def _check_finite(self, loss: torch.Tensor, batch: dict) -> None:
-        losses = self.accelerator.gather(loss.detach().reshape(1))
-        if torch.isfinite(losses).all():
-            return
+    def _check_finite(self, loss: torch.Tensor, bad_embeddings: torch.Tensor, batch: dict) -> None:
+        """Stop, on every process at once, if the loss or an embedding of a present input is not finite."""
+        flags = torch.stack([~torch.isfinite(loss.detach()), bad_embeddings]).to(torch.float32)
+        loss_bad, embeddings_bad = self.accelerator.gather(flags.reshape(1, 2)).amax(dim=0).tolist()
+        if loss_bad or embeddings_bad:
+            what = f"The loss is {loss.item()}"
+            if embeddings_bad:
+                what = "Embeddings of present inputs (not missing images) are NaN or infinite"
+            where = (f"step {self.state.step + 1} (epoch {self.state.epoch}, batch {self.state.batches_done_in_epoch} "
+                     f"of the epoch, mentions {batch['ids'][:5]}...); it was not applied")  # fmt: skip
+            self._diverged(f"{what} at {where}")
+
+    def _check_parameters_finite(self) -> None:
+        """Refuse to save non-finite weights: a step can leave NaN parameters behind a finite loss."""
+        model = self.accelerator.unwrap_model(self.module).model
+        bad = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
+        if bad:
+            self._diverged(f"{len(bad)} parameter tensors (e.g. {bad[0]}) are NaN or infinite after step "
+                           f"{self.state.step}; they were not saved")  # fmt: skip
+
+    def _diverged(self, what: str) -> None:
         latest = latest_checkpoint(self.output_dir)
-        ids = batch["ids"][:5]
         self.accelerator.end_training()
         raise TrainingDivergedError(
-            f"The loss is {loss.item()} at step {self.state.step + 1} (epoch {self.state.epoch}, batch "
-            f"{self.state.batches_done_in_epoch} of the epoch, mentions {ids}...); it was not applied. The last good "
-            f"checkpoint is {latest or 'none (none written yet)'}: lower --learning_rate or check those mentions, "
-            "then continue with --resume."
+            f"{what}. The last good checkpoint is {latest or 'none (none written yet)'}: lower --learning_rate or "
+            "check those mentions, then continue with --resume."
         )
 
     def _log(self, loss: torch.Tensor) -> None:
@@ -330,6 +346,7 @@ class CLIPNDTrainer:
 
     def _save_model(self) -> None:
         """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
+        self._check_parameters_finite()
         if self.accelerator.is_main_process:
             model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved
             ran = {**self._flat_arguments(), "num_processes": self.accelerator.num_processes}

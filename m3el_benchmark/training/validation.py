@@ -19,8 +19,8 @@ def candidate_scores(model: nn.Module, batch: dict, num_slots: int) -> torch.Ten
     and a mention whose own image is missing ranks its gold last (pessimistic ties), i.e. counts as wrong.
     """
     size, dim = len(batch["labels"]), model.config.projection_dim
-    mentions = embed_side(model, batch["mentions"], size, dim)
-    candidates = embed_side(model, batch["candidates"], size * num_slots, dim).view(size, num_slots, dim)
+    mentions = embed_side(model, batch["mentions"], size, dim).embeds
+    candidates = embed_side(model, batch["candidates"], size * num_slots, dim).embeds.view(size, num_slots, dim)
     scores = torch.einsum("bd,bkd->bk", mentions.float(), candidates.float())
     return scores.nan_to_num(nan=float("-inf"))
 
