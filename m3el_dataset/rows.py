@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 
 from .constants import TASKS, TEXT_FORMATS, parse_task
-from .images import ImageResolver, release_image_root
+from .images import DEFAULT_MAX_IMAGE_BYTES, ImageResolver, release_image_root
 from .release import MentionRecord, iter_release
 from .report import BuildReport
 from .splits import split_of
@@ -202,9 +202,9 @@ class KnowledgeBaseCollector:
 _WORKER_IMAGES: ImageResolver | None = None
 
 
-def _init_worker(image_root: str, decode_check: bool) -> None:
+def _init_worker(images: ImageResolver) -> None:
     global _WORKER_IMAGES
-    _WORKER_IMAGES = ImageResolver(image_root, decode_check=decode_check)
+    _WORKER_IMAGES = images
 
 
 def _worker_row(record: MentionRecord) -> tuple[dict[str, Any], BuildReport]:
@@ -217,6 +217,8 @@ def iter_release_rows(
     *,
     skip_invalid: bool = False,
     decode_check: bool = True,
+    max_pixels: int | None = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     num_proc: int = 1,
     report: BuildReport | None = None,
     files: list[Path] | None = None,
@@ -225,19 +227,20 @@ def iter_release_rows(
 ) -> Iterator[dict[str, Any]]:
     """Stream the rows of a raw release in release order; with ``num_proc`` > 1, images are read in parallel.
 
-    ``keep`` selects records before their images are read. Records are handed to the worker processes ``window``
+    ``decode_check``, ``max_pixels`` and ``max_image_bytes`` are the `ImageResolver`'s checks. ``keep`` selects
+    records before their images are read. Records are handed to the worker processes ``window``
     at a time, so memory stays bounded whatever the size of the release.
     """
-    image_root = release_image_root(raw_dir)
+    images = ImageResolver(release_image_root(raw_dir), decode_check=decode_check, max_pixels=max_pixels,
+                           max_bytes=max_image_bytes)
     records = iter_release(raw_dir, skip_invalid=skip_invalid, report=report, files=files)
     if keep is not None:
         records = filter(keep, records)
     if num_proc <= 1:
-        images = ImageResolver(image_root, decode_check=decode_check)
         for record in records:
             yield record_to_row(record, images, report)
         return
-    with multiprocessing.Pool(num_proc, initializer=_init_worker, initargs=(str(image_root), decode_check)) as pool:
+    with multiprocessing.Pool(num_proc, initializer=_init_worker, initargs=(images,)) as pool:
         while chunk := list(islice(records, window)):
             for row, row_report in pool.map(_worker_row, chunk, chunksize=max(1, len(chunk) // (4 * num_proc))):
                 if report is not None:

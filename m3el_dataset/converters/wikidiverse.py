@@ -35,10 +35,9 @@ from urllib.parse import unquote
 
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
-from ..images import ImageResolver
 from ..release import ReleaseRecordError, read_raw_records
 from ..report import BuildReport
-from .common import KBEntity, mention_row, peer_layout, source_folder, tasks_for
+from .common import KBEntity, image_resolver, mention_row, peer_layout, source_folder, tasks_for
 
 NAME = "wikidiverse"
 IMAGE_DIRS = ("wikinewsImgs", "wikinews_imgs")
@@ -132,7 +131,7 @@ def iter_mention_rows(
     config: ExportConfig, report: BuildReport,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One row per mention, split by split, in file order."""
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images = image_resolver(src, config)
     folder = next((name for name in IMAGE_DIRS if (src / name).is_dir()), IMAGE_DIRS[0])
     for split, path in split_files.items():
         count = 0

@@ -33,7 +33,7 @@ from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver
 from ..release import ReleaseRecordError, require
 from ..report import BuildReport
-from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
+from .common import KBEntity, image_resolver, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
 
 IMAGE_DIR = "images"
 KB_IMAGE_DIR = "kb_image"
@@ -126,7 +126,7 @@ def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Expo
     split_files = find_split_files(src)
     report = BuildReport()
     kb = read_kb(src)
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images = image_resolver(src, config)
     rows = iter_mention_rows(src, split_files, kb, images, skip_invalid=config.skip_invalid, report=report)
     fields = published.card_fields(
         "wikiperson",
