@@ -94,7 +94,7 @@ def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
 
 def _write_shards(
     rows: Iterable[dict[str, Any]], kb_entities: Iterable[dict[str, Any]] | None, staging: Path, layout: HubLayout,
-    config: ExportConfig,
+    config: ExportConfig, report: BuildReport,
 ):  # fmt: skip
     writers = {
         (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, FEATURES, config.limits)
@@ -102,7 +102,7 @@ def _write_shards(
         for split in layout.splits
     }
     kb_writer = ParquetShardWriter(staging / KB_DIR, KB_CONFIG, KB_FEATURES, config.limits)
-    candidates_kb = KnowledgeBaseCollector()
+    candidates_kb = KnowledgeBaseCollector(report)
     accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
     for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
@@ -154,7 +154,7 @@ def export_rows(
     staging = _prepare_output(out_dir, config.overwrite)
     report = report if report is not None else BuildReport()
     try:
-        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config)
+        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config, report)
         statistics = accumulator.result(report)
         if statistics.total.mentions == 0:
             raise ValueError(f"No usable mention record in {source}; nothing to export.")

@@ -84,6 +84,7 @@ def test_images_with_one_stem_stay_distinct_entities(tmp_path):
     assert ds["gold_qid"] == list(images) and ds["candidate_qids"] == [[name] for name in images]
     kb = undecoded_images(datasets.load_dataset(str(result.out_dir), "kb", split="kb"))
     assert kb["qid"] == list(images) and [cell["bytes"] for cell in kb["image"]] == list(images.values())
+    assert result.report.kb_conflicts == []
 
 
 def test_an_image_name_given_twice_is_refused_naming_both_records(tmp_path):
