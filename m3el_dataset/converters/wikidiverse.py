@@ -81,9 +81,14 @@ def read_descriptions(src: Path) -> dict[str, str] | None:
     if not files:
         return None
     descriptions = {}
-    with open(files[0], encoding="utf-8") as file:
-        for line in file:
-            entity, separator, description = line.rstrip("\n").partition("@@@@")
+    with open(files[0], "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{files[0]}, line {number}: not UTF-8 text ({error}); re-encode the file as "
+                                 "UTF-8 (e.g. iconv -f latin1 -t utf-8) and convert again.") from error
+            entity, separator, description = line.rstrip("\r\n").partition("@@@@")
             if separator:
                 descriptions[entity_key(entity)] = description.strip()
     return descriptions
