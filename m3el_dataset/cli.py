@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .export import ExportConfig, export_release
+from .images import DEFAULT_MAX_IMAGE_BYTES
 from .parquet_shards import ShardLimits
 from .report import BuildReport
 from .stats import compute_statistics, format_statistics
@@ -32,6 +33,10 @@ def _add_export_options(command: argparse.ArgumentParser) -> None:
     """The options that ``build`` and ``convert`` share, read back by `_export_config`."""
     command.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
     command.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
+    command.add_argument("--max-pixels", type=int, default=None,
+                         help="images with more pixels become reported empty cells (default: PIL's limit, ~89M)")
+    command.add_argument("--max-image-bytes", type=_size, default=DEFAULT_MAX_IMAGE_BYTES,
+                         help="image files larger than this are not read (reported empty cells), e.g. 100MB")
     command.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
     command.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
     command.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
@@ -53,6 +58,8 @@ def _export_config(args: argparse.Namespace) -> ExportConfig:
         skip_invalid=args.skip_invalid,
         num_proc=getattr(args, "num_proc", 1),
         decode_check=not args.no_decode_check,
+        max_pixels=args.max_pixels,
+        max_image_bytes=args.max_image_bytes,
         overwrite=args.overwrite,
         repo_id=args.repo_id,
         license=args.license,

@@ -26,6 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card, split_sizes
+from .images import DEFAULT_MAX_IMAGE_BYTES
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import BuildReport
 from .rows import FEATURES, KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
@@ -42,6 +43,9 @@ class ExportConfig:
         skip_invalid (`bool`, defaults to `False`): skip malformed records (listed in the report) instead of stopping.
         num_proc (`int`, defaults to 1): processes reading and checking images.
         decode_check (`bool`, defaults to `True`): decode every image once to find corrupt files.
+        max_pixels (`int`, *optional*): images with more pixels become empty cells, listed in the report (default:
+            PIL's ``Image.MAX_IMAGE_PIXELS``, about 89 M; checked from the header even without ``decode_check``).
+        max_image_bytes (`int`, defaults to 100 MB): image files larger than this are not read (empty cells, listed).
         overwrite (`bool`, defaults to `False`): replace an existing, non-empty output folder.
         repo_id (`str`, *optional*): the Hub repository named in the card's examples (default:
             ``<org>/<name>``, the dataset's name, e.g. ``<org>/m3el`` or ``<org>/wikimel``).
@@ -52,6 +56,8 @@ class ExportConfig:
     skip_invalid: bool = False
     num_proc: int = 1
     decode_check: bool = True
+    max_pixels: int | None = None
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     overwrite: bool = False
     repo_id: str | None = None
     license: str = "unknown"
@@ -88,7 +94,7 @@ def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
 
 def _write_shards(
     rows: Iterable[dict[str, Any]], kb_entities: Iterable[dict[str, Any]] | None, staging: Path, layout: HubLayout,
-    config: ExportConfig,
+    config: ExportConfig, report: BuildReport,
 ):  # fmt: skip
     writers = {
         (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, FEATURES, config.limits)
@@ -96,7 +102,7 @@ def _write_shards(
         for split in layout.splits
     }
     kb_writer = ParquetShardWriter(staging / KB_DIR, KB_CONFIG, KB_FEATURES, config.limits)
-    candidates_kb = KnowledgeBaseCollector()
+    candidates_kb = KnowledgeBaseCollector(report)
     accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
     for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
@@ -148,7 +154,7 @@ def export_rows(
     staging = _prepare_output(out_dir, config.overwrite)
     report = report if report is not None else BuildReport()
     try:
-        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config)
+        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config, report)
         statistics = accumulator.result(report)
         if statistics.total.mentions == 0:
             raise ValueError(f"No usable mention record in {source}; nothing to export.")
@@ -181,6 +187,8 @@ def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, confi
         raw_dir,
         skip_invalid=config.skip_invalid,
         decode_check=config.decode_check,
+        max_pixels=config.max_pixels,
+        max_image_bytes=config.max_image_bytes,
         num_proc=config.num_proc,
         report=report,
     )

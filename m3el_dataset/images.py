@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -66,8 +69,12 @@ def relative_release_path(local_path: str) -> PurePosixPath | None:
     return path
 
 
+DEFAULT_MAX_IMAGE_BYTES = 100_000_000
+"""Image files larger than this (100 MB) are not read: memory stays bounded whatever a source holds."""
+
+
 class ImageResolver:
-    """Finds the release's images inside one folder and reads their bytes.
+    """Finds the release's images inside one folder, reads their bytes and checks them.
 
     Args:
         root (`str` or `os.PathLike`):
@@ -75,16 +82,32 @@ class ImageResolver:
             a path that leaves it (``..``, an absolute path, a symbolic link pointing out) gets ``OUTSIDE_FOLDER``.
         decode_check (`bool`, *optional*, defaults to `True`):
             Decode each image once with PIL to catch truncated or corrupt files (the bytes kept are the file's own).
+        max_pixels (`int`, *optional*, defaults to PIL's ``Image.MAX_IMAGE_PIXELS``, about 89 M):
+            Images with more pixels (read from the header, even without ``decode_check``) are not kept.
+        max_bytes (`int`, *optional*, defaults to `DEFAULT_MAX_IMAGE_BYTES`):
+            Image files larger than this are not read.
+
+    Only regular files are opened: a named pipe, socket or device where an image should be is ``UNREADABLE``.
     """
 
-    def __init__(self, root: str | os.PathLike, decode_check: bool = True):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        decode_check: bool = True,
+        max_pixels: int | None = None,
+        max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    ):
+        if (max_pixels is not None and max_pixels < 1) or max_bytes < 1:
+            raise ValueError(f"max_pixels and max_image_bytes must be positive, got {max_pixels} and {max_bytes}.")
         self.root = Path(root).resolve()
         self.decode_check = decode_check
+        self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
         self._listings: dict[Path, dict[tuple[str, str], str]] = {}
 
     def _find_case_insensitive(self, candidate: Path) -> Path | None:
-        """The file ``candidate`` names, allowing its extension to differ in case (``.JPG`` for ``.jpg``)."""
-        if candidate.is_file():
+        """The entry ``candidate`` names, allowing its extension to differ in case (``.JPG`` for ``.jpg``)."""
+        if candidate.exists():
             return candidate
         folder = candidate.parent
         if folder not in self._listings:
@@ -113,12 +136,21 @@ class ImageResolver:
             return LoadedImage(ImageStatus.OUTSIDE_FOLDER, relative.as_posix(), detail="link points outside")
         path = found.relative_to(self.root).as_posix()
         try:
-            data = found.read_bytes()
+            data = read_regular_file(found, self.max_bytes)
         except OSError as error:
             return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"cannot read {found}: {error}")
-        problem = image_decode_problem(data) if self.decode_check else None
+        except ValueError as error:
+            return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{found}: {error}")
+        return self.check(path, data, str(found))
+
+    def check(self, path: str, data: bytes, where: str) -> LoadedImage:
+        """The checks every image gets, whatever it was read from (a file, a zip member, a Parquet cell): its size,
+        its pixel count and, with ``decode_check``, a full decode. ``where`` names it in the reason."""
+        if len(data) > self.max_bytes:
+            return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{where}: {too_large(len(data), self.max_bytes)}")
+        problem = image_problem(data, max_pixels=self.max_pixels, decode=self.decode_check)
         if problem:
-            return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{found}: {problem}")
+            return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{where}: {problem}")
         return LoadedImage(ImageStatus.OK, path, data)
 
 
@@ -127,19 +159,90 @@ def _stem_and_lower_suffix(file_name: str) -> tuple[str, str]:
     return stem, suffix.lower()
 
 
-def decode_rgb(data: bytes | None) -> tuple[Image.Image | None, str | None]:
-    """Decode image bytes to RGB: ``(image, None)``, or ``(None, why)`` when they are not a readable image."""
+def too_large(size: int, max_bytes: int) -> str:
+    """Why a file of ``size`` bytes is not read."""
+    return f"{size:,} bytes exceed the limit of {max_bytes:,} (setting max_image_bytes, --max-image-bytes)"
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; ``ValueError`` says why not.
+
+    The file is opened without blocking and checked before anything is read: opening a named pipe waits for a
+    writer that never comes, and reading a device (``/dev/zero``) never ends.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"not a regular file ({_file_kind(status.st_mode)}); only image files are read")
+        if status.st_size > max_bytes:
+            raise ValueError(too_large(status.st_size, max_bytes))
+        with open(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:  # the file grew after the check
+        raise ValueError(too_large(len(data), max_bytes))
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+class _TooLarge(ValueError):
+    """An image with more pixels than allowed."""
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, max_pixels: int | None) -> Iterator[Image.Image]:
+    """The image of ``data``, opened lazily (header only), or `_TooLarge` when it has more than ``max_pixels``
+    pixels (default: PIL's ``Image.MAX_IMAGE_PIXELS``)."""
+    with warnings.catch_warnings():
+        # PIL warns above its limit and decodes anyway: the explicit check below refuses, with the reason, whatever
+        # PIL would warn about, and keeps what a caller allowed by raising ``max_pixels``.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as error:  # more than twice PIL's own limit: PIL refuses in any case
+            raise _TooLarge(f"too large: {error}") from error
+    with image:
+        limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+        width, height = image.size
+        if limit is not None and width * height > limit:
+            raise _TooLarge(f"too large: {width}x{height} = {width * height:,} pixels exceed the limit of {limit:,} "
+                            "(setting max_pixels, --max-pixels)")  # fmt: skip
+        yield image
+
+
+def decode_rgb(data: bytes | None, max_pixels: int | None = None) -> tuple[Image.Image | None, str | None]:
+    """Decode image bytes to RGB: ``(image, None)``, or ``(None, why)`` when they are not a readable image.
+
+    Images of more than ``max_pixels`` pixels (default: PIL's ``Image.MAX_IMAGE_PIXELS``) are refused from their
+    header, before anything is decoded.
+    """
     if not data:
         return None, "empty file"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                return image.convert("RGB"), None
+        with _opened(data, max_pixels) as image:
+            return image.convert("RGB"), None
+    except _TooLarge as error:
+        return None, str(error)
     except Exception as error:  # PIL raises many types for corrupt files; any of them means "unusable image"
         return None, f"not a readable image ({type(error).__name__}: {error})"
 
 
-def image_decode_problem(data: bytes) -> str | None:
-    """Decode ``data`` with PIL and return why it failed, or ``None`` if it is a readable image."""
-    return decode_rgb(data)[1]
+def image_problem(data: bytes, *, max_pixels: int | None = None, decode: bool = True) -> str | None:
+    """Why ``data`` is not a usable image, or ``None``. With ``decode`` False only the pixel count is checked, from
+    the header, when PIL can read one."""
+    if decode:
+        return decode_rgb(data, max_pixels)[1]
+    try:
+        with _opened(data, max_pixels):
+            return None
+    except _TooLarge as error:
+        return str(error)
+    except Exception:  # no decoding was asked for (--no-decode-check): an unreadable header is the reader's to find
+        return None

@@ -38,12 +38,24 @@ class ImageProblem:
 
 
 @dataclass
+class KBConflict:
+    """An entity met again with other content than the copy the ``kb`` config keeps (``fields``: which differ among
+    name, description and image bytes)."""
+
+    qid: str
+    fields: list[str]
+    kept_record: str
+    record_id: str
+
+
+@dataclass
 class BuildReport:
     """What a build skipped or could not use. ``images_ok`` counts the image cells that hold bytes."""
 
     skipped_records: list[SkippedRecord] = field(default_factory=list)
     image_problems: list[ImageProblem] = field(default_factory=list)
     images_ok: int = 0
+    kb_conflicts: list[KBConflict] = field(default_factory=list)
 
     def add_skip(self, error: ReleaseRecordError) -> None:
         """List a record skipped because of ``error``."""
@@ -61,6 +73,7 @@ class BuildReport:
         self.skipped_records.extend(other.skipped_records)
         self.image_problems.extend(other.image_problems)
         self.images_ok += other.images_ok
+        self.kb_conflicts.extend(other.kb_conflicts)
 
     def image_problem_counts(self) -> dict[str, int]:
         """How many images are missing, unreadable or outside the folder."""
@@ -73,6 +86,7 @@ class BuildReport:
             "image_problem_counts": self.image_problem_counts(),
             "skipped_records": [asdict(skip) for skip in self.skipped_records],
             "image_problems": [asdict(problem) for problem in self.image_problems],
+            "kb_conflicts": [asdict(conflict) for conflict in self.kb_conflicts],
         }
 
     @classmethod
@@ -81,6 +95,7 @@ class BuildReport:
             skipped_records=[SkippedRecord(**skip) for skip in data.get("skipped_records", [])],
             image_problems=[ImageProblem(**problem) for problem in data.get("image_problems", [])],
             images_ok=data.get("images_ok", 0),
+            kb_conflicts=[KBConflict(**conflict) for conflict in data.get("kb_conflicts", [])],
         )
 
     def save(self, folder: str | os.PathLike) -> Path:

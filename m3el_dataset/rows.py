@@ -6,9 +6,12 @@ config is a projection of the same columns (`config_columns`).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,13 @@ from typing import Any
 import datasets
 
 from .constants import TASKS, TEXT_FORMATS, parse_task
-from .images import ImageResolver, release_image_root
+from .images import DEFAULT_MAX_IMAGE_BYTES, ImageResolver, release_image_root
 from .release import MentionRecord, iter_release
-from .report import BuildReport
+from .report import BuildReport, KBConflict
 from .splits import split_of
 from .text_formats import entity_text, format_mention_texts, mention_parts
+
+logger = logging.getLogger(__name__)
 
 MENTIONS_CONFIG = "mentions"
 KB_CONFIG = "kb"
@@ -161,50 +166,90 @@ def kb_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class _KeptEntity:
+    """What the knowledge base holds (or will hold) for an entity, and which record it came from."""
+
+    record: str
+    name: str
+    description: str
+    image: bytes | None  # a digest of the image bytes; None: no usable image yet
+
+
 class KnowledgeBaseCollector:
     """Each entity once, from the candidates of streamed mention rows.
 
     The release stores a copy of every candidate image per mention folder, and a user's copy can lack some of
     them: an entity is emitted at its first occurrence with a usable image, and only if it never has one, at the
-    end, from its first occurrence (with an empty image cell). Memory holds the QIDs and the image-less entries.
+    end, from its first occurrence (with an empty image cell). An occurrence whose name, description or image bytes
+    differ from the kept copy is listed in ``report.kb_conflicts`` (logged when there is no report). Memory holds,
+    per entity, its texts and a digest of its image, and the image-less entries.
+
+    Args:
+        report (`BuildReport`, *optional*): where conflicting occurrences are listed.
     """
 
-    def __init__(self) -> None:
-        self._emitted: set[str] = set()
+    def __init__(self, report: BuildReport | None = None) -> None:
+        self.report = report
+        self._kept: dict[str, _KeptEntity] = {}
         self._without_image: dict[str, dict[str, Any]] = {}
+        self._conflicts = 0
 
     def add(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The entities of ``row`` to write now."""
         ready = []
         for entity in kb_rows(row):
             qid = entity["qid"]
-            if qid in self._emitted:
-                continue
-            if entity["image"] is not None:
-                self._emitted.add(qid)
+            image = hashlib.sha256(entity["image"]["bytes"]).digest() if entity["image"] is not None else None
+            seen = _KeptEntity(row["id"], entity["name"], entity["description"], image)
+            kept = self._kept.setdefault(qid, seen)
+            if kept is seen or (qid in self._without_image and image is not None):
+                # First occurrence, or the first one with a usable image, which replaces the image-less copy.
+                self._kept[qid] = seen
                 self._without_image.pop(qid, None)
-                ready.append(entity)
+                if kept is not seen:
+                    self._check(qid, seen, kept)
+                if image is None:
+                    self._without_image[qid] = entity
+                else:
+                    ready.append(entity)
             else:
-                self._without_image.setdefault(qid, entity)
+                self._check(qid, kept, seen)
         return ready
+
+    def _check(self, qid: str, kept: _KeptEntity, other: _KeptEntity) -> None:
+        fields = [name for name in ("name", "description") if getattr(kept, name) != getattr(other, name)]
+        if kept.image is not None and other.image is not None and kept.image != other.image:
+            fields.append("image")
+        if not fields:
+            return
+        self._conflicts += 1
+        if self.report is not None:
+            self.report.kb_conflicts.append(KBConflict(qid, fields, kept.record, other.record))
+        else:
+            logger.warning("Entity %s has another %s in record %s than in record %s, whose copy the kb keeps.", qid,
+                           " and ".join(fields), other.record, kept.record)  # fmt: skip
 
     def finish(self) -> list[dict[str, Any]]:
         """The entities that never had a usable image, in order of first appearance."""
         remaining = list(self._without_image.values())
-        self._emitted.update(self._without_image)
         self._without_image = {}
+        if self._conflicts:
+            logger.warning("%d occurrences of knowledge-base entities differ from the copy kept (the first with an "
+                           "image); see the build report's kb_conflicts, or the warnings above.",
+                           self._conflicts)  # fmt: skip
         return remaining
 
     def __len__(self) -> int:
-        return len(self._emitted) + len(self._without_image)
+        return len(self._kept)
 
 
 _WORKER_IMAGES: ImageResolver | None = None
 
 
-def _init_worker(image_root: str, decode_check: bool) -> None:
+def _init_worker(images: ImageResolver) -> None:
     global _WORKER_IMAGES
-    _WORKER_IMAGES = ImageResolver(image_root, decode_check=decode_check)
+    _WORKER_IMAGES = images
 
 
 def _worker_row(record: MentionRecord) -> tuple[dict[str, Any], BuildReport]:
@@ -217,6 +262,8 @@ def iter_release_rows(
     *,
     skip_invalid: bool = False,
     decode_check: bool = True,
+    max_pixels: int | None = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     num_proc: int = 1,
     report: BuildReport | None = None,
     files: list[Path] | None = None,
@@ -225,19 +272,20 @@ def iter_release_rows(
 ) -> Iterator[dict[str, Any]]:
     """Stream the rows of a raw release in release order; with ``num_proc`` > 1, images are read in parallel.
 
-    ``keep`` selects records before their images are read. Records are handed to the worker processes ``window``
+    ``decode_check``, ``max_pixels`` and ``max_image_bytes`` are the `ImageResolver`'s checks. ``keep`` selects
+    records before their images are read. Records are handed to the worker processes ``window``
     at a time, so memory stays bounded whatever the size of the release.
     """
-    image_root = release_image_root(raw_dir)
+    images = ImageResolver(release_image_root(raw_dir), decode_check=decode_check, max_pixels=max_pixels,
+                           max_bytes=max_image_bytes)
     records = iter_release(raw_dir, skip_invalid=skip_invalid, report=report, files=files)
     if keep is not None:
         records = filter(keep, records)
     if num_proc <= 1:
-        images = ImageResolver(image_root, decode_check=decode_check)
         for record in records:
             yield record_to_row(record, images, report)
         return
-    with multiprocessing.Pool(num_proc, initializer=_init_worker, initargs=(str(image_root), decode_check)) as pool:
+    with multiprocessing.Pool(num_proc, initializer=_init_worker, initargs=(images,)) as pool:
         while chunk := list(islice(records, window)):
             for row, row_report in pool.map(_worker_row, chunk, chunksize=max(1, len(chunk) // (4 * num_proc))):
                 if report is not None:

@@ -37,13 +37,19 @@ class Entity:
 
 @dataclass
 class Fault:
-    """One injected misbehaviour: a status (with headers) or a delay before the normal answer."""
+    """One injected misbehaviour: a status (with headers) or a delay before the normal answer.
+
+    With ``trickle_s``, the answer (``status`` and ``body``) is sent one byte every ``trickle_s`` seconds: all of it,
+    or with ``trickle_body_only`` the headers at once (without Content-Length) and then the body.
+    """
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     body: bytes = b"<html>error</html>"
     content_type: str = "text/html"
+    trickle_s: float = 0.0
+    trickle_body_only: bool = False
 
 
 class FakeWikimedia:
@@ -205,8 +211,25 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay_s)
         if fault.status is None:
             return False
-        self._send(fault.status, fault.body, fault.content_type, fault.headers)
+        if fault.trickle_s:
+            self._trickle(fault)
+        else:
+            self._send(fault.status, fault.body, fault.content_type, fault.headers)
         return True
+
+    def _trickle(self, fault: Fault) -> None:
+        head = f"HTTP/1.0 {fault.status} OK\r\nContent-Type: {fault.content_type}\r\n"
+        if not fault.trickle_body_only:
+            head += f"Content-Length: {len(fault.body)}\r\n"
+        head = (head + "\r\n").encode("ascii")
+        try:
+            if fault.trickle_body_only:
+                self.wfile.write(head)
+            for byte in (fault.body if fault.trickle_body_only else head + fault.body):
+                time.sleep(fault.trickle_s)
+                self.wfile.write(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client cut the answer off
 
     def do_GET(self) -> None:  # noqa: N802 - http.server hook
         if self._faulted():

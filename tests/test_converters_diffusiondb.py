@@ -6,11 +6,14 @@ from converter_fixtures import (
     write_diffusiondb_parquet,
     write_diffusiondb_parts,
     write_diffusiondb_zip,
+    write_json,
 )
 from PIL import Image
+from release_fixtures import image_bytes
 
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig
+from m3el_dataset.rows import undecoded_images
 
 
 @pytest.mark.parametrize("write", [write_diffusiondb_parquet, write_diffusiondb_parts, write_diffusiondb_zip])
@@ -21,13 +24,13 @@ def test_prompts_link_to_their_images(tmp_path, write):
     ds = datasets.load_dataset(str(result.out_dir), "Tm-Ie", split="test")
     assert ds.column_names == ["id", "topic", "split", "sentence", "sentence1", "text_S1", "text_S", "gold_qid",
                                "candidate_qids", "candidate_images", "label"]  # fmt: skip
-    stems = [name.removesuffix(".png") for name in DIFFUSIONDB_PROMPTS]
-    assert ds["text_S"] == list(DIFFUSIONDB_PROMPTS.values()) and ds["gold_qid"] == stems
-    assert ds["label"] == [0, 0, 0] and ds["candidate_qids"] == [[stem] for stem in stems]
+    names = list(DIFFUSIONDB_PROMPTS)  # DiffusionDB's image_name, the same in every layout
+    assert ds["text_S"] == list(DIFFUSIONDB_PROMPTS.values()) and ds["gold_qid"] == names
+    assert ds["label"] == [0, 0, 0] and ds["candidate_qids"] == [[name] for name in names]
     assert ds[0]["text_S1"] == "a castle on a hill, oil painting."
     assert all(isinstance(row["candidate_images"][0], Image.Image) for row in ds)
     kb = datasets.load_dataset(str(result.out_dir), "kb", split="kb")
-    assert kb["qid"] == stems and kb.column_names == ["qid", "image"]
+    assert kb["qid"] == names and kb.column_names == ["qid", "image"]
     assert result.report.image_problems == [] and result.report.skipped_records == []
 
 
@@ -62,3 +65,53 @@ def test_zipped_parts_name_the_broken_archive_or_member(tmp_path):
     write_diffusiondb_parts(src)  # the same prompts unzipped beside the archive
     with pytest.raises(ValueError, match="more than one DiffusionDB layout"):
         convert("diffusiondb", src, tmp_path / "out", ExportConfig())
+
+
+def _write_part(root, number: int, images: dict[str, bytes]) -> None:
+    part = root / "images" / f"part-{number:06d}"
+    table = {name: {"p": f"prompt of {name}", "se": 1, "c": 7.0, "st": 50, "sa": "k_lms"} for name in images}
+    write_json(part / f"part-{number:06d}.json", table)
+    for name, data in images.items():
+        (part / name).parent.mkdir(parents=True, exist_ok=True)
+        (part / name).write_bytes(data)
+
+
+def test_images_with_one_stem_stay_distinct_entities(tmp_path):
+    images = {name: image_bytes(name) for name in ("a.png", "a.jpg", "sub/a.png")}
+    _write_part(tmp_path / "src", 1, images)
+    result = convert("diffusiondb", tmp_path / "src", tmp_path / "hub", ExportConfig())
+    ds = datasets.load_dataset(str(result.out_dir), "mentions", split="test")
+    assert ds["gold_qid"] == list(images) and ds["candidate_qids"] == [[name] for name in images]
+    kb = undecoded_images(datasets.load_dataset(str(result.out_dir), "kb", split="kb"))
+    assert kb["qid"] == list(images) and [cell["bytes"] for cell in kb["image"]] == list(images.values())
+    assert result.report.kb_conflicts == []
+
+
+def test_an_image_name_given_twice_is_refused_naming_both_records(tmp_path):
+    _write_part(tmp_path / "src", 1, {"a.png": image_bytes("first"), "b.png": image_bytes("b")})
+    _write_part(tmp_path / "src", 2, {"a.png": image_bytes("second")})
+    with pytest.raises(ValueError, match=r"images/part-000002/part-000002.json, record 0, field 'image': image name "
+                                         r"'a.png' is already that of images/part-000001/part-000001.json, record 0"):
+        convert("diffusiondb", tmp_path / "src", tmp_path / "out", ExportConfig())
+    result = convert("diffusiondb", tmp_path / "src", tmp_path / "out", ExportConfig(skip_invalid=True))
+    assert result.statistics.total.mentions == 2
+    assert [(s.file, s.index) for s in result.report.skipped_records] == [("images/part-000002/part-000002.json", 0)]
+
+
+def test_zip_members_are_read_within_the_byte_limit(tmp_path, monkeypatch):
+    import zipfile
+
+    src = write_diffusiondb_zip(tmp_path / "src")
+    sizes = {name: len(image_bytes(name)) for name in DIFFUSIONDB_PROMPTS}
+    limit = min(sizes.values()) - 1  # every image is over it
+    requested = []
+    real_read = zipfile.ZipExtFile.read
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", lambda self, n=-1: requested.append(n) or real_read(self, n))
+    result = convert("diffusiondb", src, tmp_path / "hub", ExportConfig(max_image_bytes=limit))
+    assert result.statistics.total.mentions == 3
+    assert [(p.path, p.status) for p in result.report.image_problems] == [
+        (f"images/part-000001.zip/{name}", "unreadable") for name in DIFFUSIONDB_PROMPTS
+    ]
+    assert all(f"{sizes[name]:,} bytes exceed the limit of {limit:,}" in p.detail
+               for name, p in zip(DIFFUSIONDB_PROMPTS, result.report.image_problems, strict=True))  # fmt: skip
+    assert all(0 <= n <= limit + 1 for n in requested if n != -1) and requested.count(-1) <= 1  # only the JSON whole

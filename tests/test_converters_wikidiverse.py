@@ -59,3 +59,12 @@ def test_bad_items_are_named(tmp_path):
     assert [(s.file, s.index) for s in result.report.skipped_records] == [("test.json", 0)]
     with pytest.raises(FileNotFoundError, match="w_10cands"):
         convert("wikidiverse", tmp_path / "out", tmp_path / "out3", ExportConfig())
+
+
+def test_a_latin1_description_file_is_named_with_its_line(tmp_path):
+    src = write_wikidiverse(tmp_path / "src")
+    lines = "Detroit_Lions@@@@American football team\nMontréal@@@@city in Québec\n"
+    (src / "entity2desc_filtered.tsv").write_bytes(lines.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"entity2desc_filtered.tsv, line 2: not UTF-8 text .* re-encode the file"):
+        convert("wikidiverse", src, tmp_path / "out", ExportConfig())
+    assert not (tmp_path / "out").exists()

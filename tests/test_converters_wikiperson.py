@@ -62,3 +62,55 @@ def test_bad_boxes_and_files(tmp_path):
         path.unlink()
     with pytest.raises(FileNotFoundError, match="WIKIPerson_Train"):
         convert("wikiperson", src, tmp_path / "out2", ExportConfig())
+
+
+def _set_record(src, field, value, index=0, split="Test"):
+    path = src / f"WIKIPerson_{split}.json"
+    records = json.loads(path.read_text())
+    records[index][field] = value
+    path.write_text(json.dumps(records))
+
+
+@pytest.mark.parametrize("box", ["[NaN, 1, 9, 9]", "[1, 1, Infinity, 9]", "[1, 1, 1e999, 9]", "[1, -Infinity, 9, 9]",
+                                 "[1, 1, true, 9]", "[[1], 1, 9, 9]"])  # fmt: skip
+def test_boxes_that_are_not_finite_numbers_name_the_record(tmp_path, box):
+    src = write_wikiperson(tmp_path / "src")
+    _set_record(src, "boundingbox", box, index=1)
+    with pytest.raises(ValueError, match=r"WIKIPerson_Test.json, record 1, field 'boundingbox': expected four finite"):
+        convert("wikiperson", src, tmp_path / "out", ExportConfig())
+    result = convert("wikiperson", src, tmp_path / "out", ExportConfig(skip_invalid=True))
+    assert [(s.file, s.index, s.field) for s in result.report.skipped_records] == [
+        ("WIKIPerson_Test.json", 1, "boundingbox")
+    ]
+
+
+def test_huge_box_coordinates_are_clamped_or_refused_by_name(tmp_path):
+    src = write_wikiperson(tmp_path / "src")
+    _set_record(src, "boundingbox", "[-1e308, 0, 1e308, 10]", index=0)  # clamped to the image's width
+    _set_record(src, "boundingbox", f"[{10**400}, 0, {10**401}, 10]", index=1)  # right of the image
+    with pytest.raises(ValueError, match=r"WIKIPerson_Test.json, record 1, field 'boundingbox': box .* lies outside"):
+        convert("wikiperson", src, tmp_path / "out", ExportConfig())
+    result = convert("wikiperson", src, tmp_path / "out", ExportConfig(skip_invalid=True))
+    assert datasets.load_dataset(str(result.out_dir), "Im-Ie", split="test")[0]["mention_image"].size == (64, 10)
+
+
+def test_cmyk_images_are_cropped_as_rgb(tmp_path):
+    src = write_wikiperson(tmp_path / "src")
+    Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(src / "images" / "10.jpg", format="JPEG")
+    result = convert("wikiperson", src, tmp_path / "out", ExportConfig())
+    crops = datasets.load_dataset(str(result.out_dir), "Im-Ie", split="train")["mention_image"]
+    assert [(image.mode, image.size) for image in crops] == [("RGB", (18, 26)), ("RGB", (30, 36))]
+    red, green, blue = crops[0].getpixel((5, 5))
+    assert red > 200 and green < 60 and blue < 60
+    assert result.report.image_problems == []
+
+
+def test_without_decode_check_a_corrupt_image_is_a_reported_empty_cell(tmp_path):
+    src = write_wikiperson(tmp_path / "src")
+    (src / "images" / "11.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated JPEG")
+    result = convert("wikiperson", src, tmp_path / "out", ExportConfig(decode_check=False))
+    test = datasets.load_dataset(str(result.out_dir), "mentions", split="test")
+    assert len(test) == 2 and test[0]["mention_image"] is None and test[1]["mention_image"] is not None
+    (problem,) = result.report.image_problems
+    assert (problem.role, problem.status, problem.path) == ("mention", "unreadable", "images/11.jpg")
+    assert "not a readable image" in problem.detail

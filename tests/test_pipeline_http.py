@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pipeline_server import FakeWikimedia, Fault
 
@@ -111,3 +113,22 @@ def test_parse_retry_after():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("body_only", [False, True])
+def test_a_server_trickling_bytes_is_cut_off_by_the_deadline(fake, tmp_path, body_only):
+    # One byte every 0.2 s never trips the 1 s socket timeout; the whole answer would take 8 s (body only) or 20 s.
+    body = b'{"success": 1}' + b" " * 26
+    fake.add_fault("search=slow", Fault(200, body=body, content_type="application/json", trickle_s=0.2,
+                                        trickle_body_only=body_only))  # fmt: skip
+    client, _ = _client(tmp_path, timeout_s=1.0, deadline_s=1.0, max_retries=0)
+    start = time.monotonic()
+    with pytest.raises(HttpError, match=r"no complete answer within 1 s \(deadline_s\).*search=slow") as info:
+        client.get(fake.api, params={"action": "wbsearchentities", "search": "slow"})
+    assert time.monotonic() - start < 3 and info.value.retryable
+    assert client.get(fake.api, params={"action": "wbsearchentities", "search": "fast"}).json()["success"] == 1
+
+
+def test_deadline_must_be_positive():
+    with pytest.raises(ValueError, match="deadline_s must be > 0"):
+        HttpSettings(deadline_s=0)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
+from pipeline_server import write_tiny_sources
 
-from m3el_dataset.pipeline.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale_tmp
-from m3el_dataset.pipeline.config import StageSettings
+from m3el_dataset.pipeline import run_pipeline
+from m3el_dataset.pipeline.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    remove_stale_tmp,
+)
+from m3el_dataset.pipeline.config import PipelineConfig, StageSettings
 from m3el_dataset.pipeline.stage import ItemFailure, StageRunner, StageSettingsChanged, key_to_filename
 
 
@@ -98,3 +107,30 @@ def test_a_rerun_with_other_result_settings_is_refused_naming_the_change(tmp_pat
     with pytest.raises(StageSettingsChanged, match=r"other settings \(candidates\.k: 3 -> 5\)\. Delete .* to redo"):
         changed.run([("c", "c")], _process)
     assert not (tmp_path / "done" / "c.json").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_committed_files_have_the_umask_mode_not_0600(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "images" / "Q1.png", b"\x89PNG")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "images" / "Q1.png").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("release_inside_work", [True, False])
+def test_a_resumed_run_removes_stale_tmp_files_of_the_release_folder(tmp_path, release_inside_work):
+    sources = write_tiny_sources(tmp_path / "raw")
+    work = tmp_path / "work"
+    release = work / "M3EL" if release_inside_work else tmp_path / "release"
+    config = PipelineConfig(work_dir=work, sources={"movies": sources["movies"]}, release_dir=release)
+    stale = [release / "movies_candidates_images" / "Kansas-Q1" / ".tmp-3f2a", release / ".tmp-9c1d",
+             work / "records" / ".tmp-77aa"]  # killed between the temporary write and the rename
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half an image")
+    kept = release / "movies_candidates_images" / "Kansas-Q1" / "Q1.jpg"
+    kept.write_bytes(b"a finished image")
+    run_pipeline(config, stages=("sources",))
+    assert not any(path.exists() for path in stale) and kept.read_bytes() == b"a finished image"

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -192,8 +193,8 @@ def test_path_leaving_the_folder_is_never_opened(tmp_path, monkeypatch, local_pa
     release.add("movies")["candidates"][0]["image"][2] = local_path
     release.write()
     opened = []
-    real_read_bytes = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: opened.append(self.resolve()) or real_read_bytes(self))
+    real_open = os.open  # the image reader opens files with os.open (without blocking, see read_regular_file)
+    monkeypatch.setattr(os, "open", lambda path, *args: opened.append(Path(path).resolve()) or real_open(path, *args))
     report = BuildReport()
     (row,) = iter_release_rows(raw, report=report)
     assert row["candidate_images"][0] is None

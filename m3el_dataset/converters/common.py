@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from ..card import HubLayout
 from ..constants import TASKS, parse_task
+from ..export import ExportConfig
 from ..images import ImageResolver
 from ..release import Candidate, ImageRef, MentionRecord, ReleaseRecordError, read_raw_records
 from ..report import BuildReport
@@ -166,6 +167,13 @@ def peer_layout(
         card_fields=fields,
         **kwargs,
     )
+
+
+def image_resolver(
+    src: Path, config: ExportConfig, kind: type[ImageResolver] = ImageResolver
+) -> ImageResolver:  # fmt: skip
+    """The ``kind`` of `ImageResolver` for the source folder ``src``, with the export's image checks."""
+    return kind(src, decode_check=config.decode_check, max_pixels=config.max_pixels, max_bytes=config.max_image_bytes)
 
 
 def source_folder(src_dir: str | os.PathLike) -> Path:

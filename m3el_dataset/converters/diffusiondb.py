@@ -23,47 +23,62 @@ import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
-from ..images import ImageResolver, ImageStatus, LoadedImage, image_decode_problem
+from ..images import ImageResolver, ImageStatus, LoadedImage, too_large
 from ..release import ReleaseRecordError, read_raw_records, require
 from ..report import BuildReport
-from .common import KBEntity, mention_row, peer_layout, source_folder, tasks_for
+from .common import KBEntity, image_resolver, mention_row, peer_layout, source_folder, tasks_for
 
 NAME = "diffusiondb"
 SPLIT = "test"
 
 
 class _RowImage(ImageResolver):
-    """The image of the Parquet row (or zip member) being converted, served to `record_to_row` as if it were a file."""
+    """The image of the Parquet row (or zip member) being converted, served to `record_to_row` as if it were a file:
+    the producer checks it (`ImageResolver.check`) and sets ``current`` before building the row."""
 
-    def __init__(self, decode_check: bool):
-        super().__init__(".", decode_check=decode_check)
-        self.path, self.data = "", b""
+    current = LoadedImage(ImageStatus.MISSING, "")
 
     def load(self, local_path: str) -> LoadedImage:
-        if local_path != self.path or not self.data:
+        if local_path != self.current.path:
             return LoadedImage(ImageStatus.MISSING, local_path, detail="no image bytes in the source")
-        problem = image_decode_problem(self.data) if self.decode_check else None
-        if problem:
-            return LoadedImage(ImageStatus.UNREADABLE, local_path, detail=problem)
-        return LoadedImage(ImageStatus.OK, local_path, self.data)
+        return self.current
 
 
-def _row(file: str, index: int, prompt: str, image: str, images: ImageResolver, report: BuildReport) -> dict:
-    qid = PurePosixPath(image).stem
-    gold = KBEntity(qid=qid, name="", image=image)
+class _ImageNames:
+    """DiffusionDB's image names (``image_name``, the file name), each the knowledge-base id of one image."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def claim(self, name: str, file: str, index: int) -> None:
+        """Record ``name`` as the image of this record; refuse a name that is already another record's."""
+        where = f"{file}, record {index}"
+        first = self.first.setdefault(name, where)
+        if first != where:
+            raise ReleaseRecordError(file, index, "image", f"image name {name!r} is already that of {first}; each "
+                                     "image is one entity of the knowledge base, so image names must be unique")
+
+
+def _row(
+    file: str, index: int, prompt: str, name: str, path: str, images: ImageResolver, names: _ImageNames,
+    report: BuildReport,
+) -> dict:  # fmt: skip
+    """The row of one prompt; its gold entity is the image named ``name`` (its id), found at ``path`` by ``images``."""
+    names.claim(name, file, index)
+    gold = KBEntity(qid=name, name="", image=path)
     return mention_row(group=NAME, split=SPLIT, source_file=file, index=index, name="", sentence=prompt, image="",
                        gold=gold, candidates=[gold], images=images, report=report)  # fmt: skip
 
 
 def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
     """Rows from the ``2m_random_1k`` Parquet shards, one batch of rows in memory at a time."""
-    images = _RowImage(config.decode_check)
+    images, names = image_resolver(src, config, _RowImage), _ImageNames()
     for path in files:
         file = path.relative_to(src).as_posix()
         index = 0
@@ -72,9 +87,12 @@ def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report
                 try:
                     prompt = require(value, "prompt", str, (file, index))
                     cell = require(value, "image", dict, (file, index))
-                    images.path = cell.get("path") or f"{Path(file).stem}-{index:06d}.png"
-                    images.data = cell.get("bytes") or b""
-                    yield _row(file, index, prompt, images.path, images, report)
+                    name = cell.get("path") or f"{Path(file).stem}-{index:06d}.png"
+                    data = cell.get("bytes")
+                    where = f"{file}, record {index}"
+                    images.current = (images.check(name, data, where) if data
+                                      else LoadedImage(ImageStatus.MISSING, name, detail=f"{where}: no image bytes"))
+                    yield _row(file, index, prompt, name, name, images, names, report)
                 except ReleaseRecordError as error:
                     if not config.skip_invalid:
                         raise
@@ -83,8 +101,8 @@ def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report
 
 
 def _part_rows(
-    file: str, table: object, locate: Callable[[str], str], images: ImageResolver, config: ExportConfig,
-    report: BuildReport,
+    file: str, table: object, locate: Callable[[str], str], images: ImageResolver, names: _ImageNames,
+    config: ExportConfig, report: BuildReport,
 ) -> Iterator[dict]:  # fmt: skip
     """Rows of one part's table (image file name -> parameters); ``locate`` gives each image's path for ``images``."""
     if not isinstance(table, dict):
@@ -92,7 +110,7 @@ def _part_rows(
     for index, (image_name, params) in enumerate(table.items()):
         try:
             prompt = require(params, "p", str, (file, index))
-            yield _row(file, index, prompt, locate(image_name), images, report)
+            yield _row(file, index, prompt, image_name, locate(image_name), images, names, report)
         except ReleaseRecordError as error:
             if not config.skip_invalid:
                 raise
@@ -101,18 +119,38 @@ def _part_rows(
 
 def iter_part_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
     """Rows from raw ``part-NNNNNN/part-NNNNNN.json`` files and the PNG files beside them."""
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images, names = image_resolver(src, config), _ImageNames()
     for path in files:
         file, folder = path.relative_to(src).as_posix(), path.parent.relative_to(src).as_posix()
         (_, table), *rest = list(read_raw_records(path, file)) or [(0, None)]
         if rest:
             raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
-        yield from _part_rows(file, table, lambda name, folder=folder: f"{folder}/{name}", images, config, report)
+        yield from _part_rows(file, table, lambda name, folder=folder: f"{folder}/{name}", images, names, config,
+                              report)
+
+
+def read_member(archive: zipfile.ZipFile, name: str, path: str, images: ImageResolver) -> LoadedImage:
+    """The image ``name`` of ``archive`` (``path`` names it in the report), read under ``images``' limits: a member
+    larger than ``images.max_bytes`` is refused from the archive's directory, and no more than that is ever read."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return LoadedImage(ImageStatus.MISSING, path, detail="no such file in the archive")
+    if info.file_size > images.max_bytes:
+        problem = too_large(info.file_size, images.max_bytes)
+        return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{path}: {problem}")
+    try:
+        with archive.open(info) as member:
+            data = member.read(images.max_bytes + 1)
+    except Exception as error:  # zipfile raises many types for a damaged member (BadZipFile, zlib.error, EOFError)
+        problem = f"cannot read ({type(error).__name__}: {error})"
+        return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{path}: {problem}")
+    return images.check(path, data, path)
 
 
 def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
     """Rows from zipped parts (``part-NNNNNN.zip`` holding ``part-NNNNNN.json`` and the PNG files), read in place."""
-    images = _RowImage(config.decode_check)
+    images, names = image_resolver(src, config, _RowImage), _ImageNames()
     for path in files:
         file = path.relative_to(src).as_posix()
         try:
@@ -124,16 +162,16 @@ def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: Bu
                 table = json.loads(archive.read(f"{path.stem}.json"))
             except KeyError as error:
                 raise ReleaseRecordError(file, None, None, f"no {path.stem}.json inside the archive") from error
+            except zipfile.BadZipFile as error:
+                raise ReleaseRecordError(file, None, None, f"{path.stem}.json is damaged ({error})") from error
             except ValueError as error:
                 raise ReleaseRecordError(file, None, None, f"{path.stem}.json is not valid JSON ({error})") from error
-            members = set(archive.namelist())
 
-            def locate(name: str, file: str = file, archive: zipfile.ZipFile = archive, members=members) -> str:
-                images.path = f"{file}/{name}"  # the member's bytes, served to `_RowImage`
-                images.data = archive.read(name) if name in members else b""
-                return images.path
+            def locate(name: str, file: str = file, archive: zipfile.ZipFile = archive) -> str:
+                images.current = read_member(archive, name, f"{file}/{name}", images)
+                return images.current.path
 
-            yield from _part_rows(file, table, locate, images, config, report)
+            yield from _part_rows(file, table, locate, images, names, config, report)
 
 
 def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
@@ -163,8 +201,9 @@ def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Expo
         "image an entity, as the M³EL paper's Table 5 uses it.",
         source="DiffusionDB `2m_random_1k` (huggingface.co/datasets/poloclub/diffusiondb)",
         citations=("diffusiondb",),
-        notes="- DiffusionDB has no entities: an image's knowledge-base id is its file name without extension, and "
-        "a prompt's gold entity is its own image. The only task is `Tm-Ie`; all mentions are in `test`.\n"
+        notes="- DiffusionDB has no entities: an image's knowledge-base id is its file name (DiffusionDB's "
+        "`image_name`, unique), and a prompt's gold entity is its own image. The only task is `Tm-Ie`; all "
+        "mentions are in `test`.\n"
         "- The prompt is the whole context S; there is no surface form M or description D, so only the formats "
         "`S` and `S1` exist.",
     )

@@ -37,6 +37,7 @@ from ..release import ReleaseRecordError, require
 from ..report import BuildReport
 from .common import (
     KBEntity,
+    image_resolver,
     iter_parsed,
     kb_row,
     mention_row,
@@ -163,7 +164,7 @@ def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Expo
     report = BuildReport()
     qid2id = read_json_object(src / QID2ID_FILE, QID2ID_FILE)
     kb = read_kb(src, qid2id, skip_invalid=config.skip_invalid, report=report)
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images = image_resolver(src, config)
     rows = iter_mention_rows(src, split_files, name, qid2id, kb, images, skip_invalid=config.skip_invalid,
                              report=report)  # fmt: skip
     fields = published.card_fields(

@@ -35,10 +35,9 @@ from urllib.parse import unquote
 
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
-from ..images import ImageResolver
 from ..release import ReleaseRecordError, read_raw_records
 from ..report import BuildReport
-from .common import KBEntity, mention_row, peer_layout, source_folder, tasks_for
+from .common import KBEntity, image_resolver, mention_row, peer_layout, source_folder, tasks_for
 
 NAME = "wikidiverse"
 IMAGE_DIRS = ("wikinewsImgs", "wikinews_imgs")
@@ -82,9 +81,14 @@ def read_descriptions(src: Path) -> dict[str, str] | None:
     if not files:
         return None
     descriptions = {}
-    with open(files[0], encoding="utf-8") as file:
-        for line in file:
-            entity, separator, description = line.rstrip("\n").partition("@@@@")
+    with open(files[0], "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{files[0]}, line {number}: not UTF-8 text ({error}); re-encode the file as "
+                                 "UTF-8 (e.g. iconv -f latin1 -t utf-8) and convert again.") from error
+            entity, separator, description = line.rstrip("\r\n").partition("@@@@")
             if separator:
                 descriptions[entity_key(entity)] = description.strip()
     return descriptions
@@ -132,7 +136,7 @@ def iter_mention_rows(
     config: ExportConfig, report: BuildReport,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One row per mention, split by split, in file order."""
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images = image_resolver(src, config)
     folder = next((name for name in IMAGE_DIRS if (src / name).is_dir()), IMAGE_DIRS[0])
     for split, path in split_files.items():
         count = 0

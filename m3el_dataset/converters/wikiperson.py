@@ -11,7 +11,7 @@ distributed on Kaggle, whose layout could not be looked up; this converter **ass
     kb_image/<QID>.<ext>    one image per knowledge-base entity
 
 Each mention is the person's bounding box cropped from the image (in pixels, clamped to the image, saved as
-PNG): without the crop, an image showing two persons would be two identical mentions with different golds. The
+RGB PNG): without the crop, an image showing two persons would be two identical mentions with different golds. The
 source has no text on either side, so the only task is ``Im-Ie``; the ``kb`` config lists every entity of
 ``kb_image/`` plus any gold entity without an image there. A ``wikiid`` that is empty or ``nil`` is NIL.
 """
@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
-from ..images import ImageResolver
+from ..images import ImageResolver, ImageStatus, LoadedImage, decode_rgb
 from ..release import ReleaseRecordError, require
 from ..report import BuildReport
-from .common import KBEntity, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
+from .common import KBEntity, image_resolver, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
 
 IMAGE_DIR = "images"
 KB_IMAGE_DIR = "kb_image"
@@ -60,26 +59,58 @@ def _parse(value: Any, file: str, index: int) -> dict[str, Any]:
     where = (file, index)
     image, box, qid = (require(value, key, str, where) for key in ("image", "boundingbox", "wikiid"))
     try:
-        coordinates = [float(number) for number in json.loads(box)]
-    except (ValueError, TypeError) as error:
+        coordinates = json.loads(box)
+    except (ValueError, RecursionError) as error:
         raise ReleaseRecordError(file, index, "boundingbox", f"expected '[x1, y1, x2, y2]' ({error})") from error
-    if len(coordinates) != 4 or coordinates[2] <= coordinates[0] or coordinates[3] <= coordinates[1]:
+    # json reads NaN, Infinity and 1e999 (infinite), which no pixel position can be: refuse them by name.
+    if not isinstance(coordinates, list) or len(coordinates) != 4 or not all(map(_finite_number, coordinates)):
+        raise ReleaseRecordError(file, index, "boundingbox", f"expected four finite numbers [x1, y1, x2, y2], "
+                                 f"got {box}")  # fmt: skip
+    if coordinates[2] <= coordinates[0] or coordinates[3] <= coordinates[1]:
         raise ReleaseRecordError(file, index, "boundingbox", f"expected x1 < x2 and y1 < y2, got {box}")
     if not image.strip():
         raise ReleaseRecordError(file, index, "image", "empty image name")
     return {"image": image, "box": coordinates, "qid": "" if qid.strip().lower() in ("", "nil") else qid.strip()}
 
 
-def crop(cell: dict[str, Any], box: list[float], where: tuple[str, int]) -> dict[str, Any]:
-    """The image cell cropped to ``box`` (pixels, clamped to the image), as PNG bytes."""
-    with Image.open(io.BytesIO(cell["bytes"])) as image:
-        left, top = max(0, round(box[0])), max(0, round(box[1]))
-        right, bottom = min(image.width, round(box[2])), min(image.height, round(box[3]))
-        if right <= left or bottom <= top:
-            raise ReleaseRecordError(*where, "boundingbox", f"box {box} lies outside the {image.size} image")
-        buffer = io.BytesIO()
-        image.crop((left, top, right, bottom)).save(buffer, format="PNG")
-    return {"bytes": buffer.getvalue(), "path": f"{Path(cell['path']).stem}-{left}-{top}-{right}-{bottom}.png"}
+def _finite_number(value: Any) -> bool:
+    """An int (of any size: the crop clamps it to the image) or a finite float; not a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+class _CroppingResolver(ImageResolver):
+    """Serves the mention image of the annotation being converted cropped to its box (``mention`` and ``box`` are
+    set before each row); every other image is served as stored."""
+
+    mention = ""  # set, with ``box`` and ``where`` (file, record), before each row
+    box: list[float]
+    where: tuple[str, int]
+
+    def load(self, local_path: str) -> LoadedImage:
+        loaded = super().load(local_path)
+        if local_path != self.mention or loaded.data is None:
+            return loaded
+        return crop(loaded, self.box, self.where, self.max_pixels)
+
+
+def crop(loaded: LoadedImage, box: list[float], where: tuple[str, int], max_pixels: int | None = None) -> LoadedImage:
+    """The image cropped to ``box`` (pixels, clamped to the image) as RGB PNG bytes, or why it cannot be decoded.
+
+    A box outside the image raises `ReleaseRecordError` (the record is wrong, not the image).
+    """
+    image, problem = decode_rgb(loaded.data, max_pixels)  # RGB: a CMYK JPEG cannot be stored as PNG
+    if image is None:
+        return LoadedImage(ImageStatus.UNREADABLE, loaded.path, detail=f"{loaded.path}: {problem}")
+    left, top = max(0, round(box[0])), max(0, round(box[1]))
+    right, bottom = min(image.width, round(box[2])), min(image.height, round(box[3]))
+    if right <= left or bottom <= top:
+        raise ReleaseRecordError(*where, "boundingbox", f"box {box} lies outside the {image.size} image")
+    buffer = io.BytesIO()
+    image.crop((left, top, right, bottom)).save(buffer, format="PNG")
+    path = f"{Path(loaded.path).stem}-{left}-{top}-{right}-{bottom}.png"
+    return LoadedImage(ImageStatus.OK, path, buffer.getvalue())
 
 
 def read_kb(src: Path) -> dict[str, KBEntity]:
@@ -96,28 +127,24 @@ def read_kb(src: Path) -> dict[str, KBEntity]:
 
 
 def iter_mention_rows(
-    src: Path, split_files: dict[str, Path], kb: dict[str, KBEntity], images: ImageResolver, *, skip_invalid: bool,
-    report: BuildReport,
+    src: Path, split_files: dict[str, Path], kb: dict[str, KBEntity], images: _CroppingResolver, *,
+    skip_invalid: bool, report: BuildReport,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """The cropped person of each annotation; its gold entity is its only candidate (NIL: none)."""
     for split, path in split_files.items():
         for index, fields in iter_parsed(path, path.name, _parse, skip_invalid=skip_invalid, report=report):
             folder = IMAGE_DIR if (src / IMAGE_DIR / fields["image"]).is_file() else "."
             gold = kb.setdefault(fields["qid"], KBEntity(qid=fields["qid"], name="")) if fields["qid"] else None
-            row = mention_row(
-                group="wikiperson", split=split, source_file=path.name, index=index, name="", sentence="",
-                image=f"{folder}/{fields['image']}", gold=gold, candidates=[gold] if gold else [], images=images,
-                report=report,
-            )  # fmt: skip
+            images.mention, images.box, images.where = f"{folder}/{fields['image']}", fields["box"], (path.name, index)
             try:
-                if row["mention_image"] is not None:
-                    row["mention_image"] = crop(row["mention_image"], fields["box"], (path.name, index))
+                yield mention_row(
+                    group="wikiperson", split=split, source_file=path.name, index=index, name="", sentence="",
+                    image=images.mention, gold=gold, candidates=[gold] if gold else [], images=images, report=report,
+                )  # fmt: skip
             except ReleaseRecordError as error:
                 if not skip_invalid:
                     raise
                 report.add_skip(error)
-                continue
-            yield row
 
 
 def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
@@ -126,7 +153,7 @@ def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Expo
     split_files = find_split_files(src)
     report = BuildReport()
     kb = read_kb(src)
-    images = ImageResolver(src, decode_check=config.decode_check)
+    images = image_resolver(src, config, _CroppingResolver)
     rows = iter_mention_rows(src, split_files, kb, images, skip_invalid=config.skip_invalid, report=report)
     fields = published.card_fields(
         "wikiperson",

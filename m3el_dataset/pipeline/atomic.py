@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,23 @@ TMP_PREFIX = ".tmp-"
 """Prefix of in-progress files; readers skip them and `remove_stale_tmp` cleans them after a crash."""
 
 
+def _create_tmp(folder: Path) -> tuple[int, Path]:
+    """A new, empty temporary file in ``folder``, created with mode 0o666 less the umask (as ``open`` would; the
+    0o600 of ``tempfile.mkstemp`` would leave every release file readable by its owner only)."""
+    for _ in range(100):
+        tmp = folder / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Could not create a temporary file in {folder}; remove its {TMP_PREFIX}* files.")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync it and rename it in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    fd, tmp = _create_tmp(path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

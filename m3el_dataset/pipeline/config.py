@@ -20,7 +20,10 @@ class HttpSettings:
 
     Args:
         user_agent (`str`): descriptive User-Agent with a contact, as the Wikimedia policy asks.
-        timeout_s (`float`, *optional*, defaults to 30): socket timeout of one request.
+        timeout_s (`float`, *optional*, defaults to 30): socket timeout of one request (the longest wait for a byte).
+        deadline_s (`float`, *optional*, defaults to 300): the longest one request may take, connection, headers and
+            body together (each redirect hop and each retry has its own): a server trickling bytes just fast enough
+            never to trip ``timeout_s`` is cut off, and the request fails as a retryable error.
         max_retries (`int`, *optional*, defaults to 5): retries of a transient failure (timeout, 429, 5xx).
         backoff_base_s (`float`, *optional*, defaults to 1): first backoff delay, doubled at each retry.
         backoff_max_s (`float`, *optional*, defaults to 60): ceiling of one backoff delay.
@@ -36,6 +39,7 @@ class HttpSettings:
 
     user_agent: str = DEFAULT_USER_AGENT
     timeout_s: float = 30.0
+    deadline_s: float = 300.0
     max_retries: int = 5
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
@@ -51,6 +55,8 @@ class HttpSettings:
     def __post_init__(self) -> None:
         if not self.user_agent.strip():
             raise ValueError("HttpSettings.user_agent is empty; pass a descriptive User-Agent with a contact.")
+        if not self.deadline_s > 0:
+            raise ValueError(f"HttpSettings.deadline_s must be > 0 seconds, got {self.deadline_s}.")
         if self.max_concurrency < 1:
             raise ValueError(f"HttpSettings.max_concurrency must be >= 1, got {self.max_concurrency}.")
 

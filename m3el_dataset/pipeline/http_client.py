@@ -12,6 +12,8 @@ import hashlib
 import http.client
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import urllib.error
@@ -62,6 +64,83 @@ class HttpResponse:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401 - urllib hook
         return None  # surface 3xx as HTTPError so that the client follows it itself
+
+
+class _Deadline:
+    """Cuts a request off once ``seconds`` have passed, however its server sends: when the time is up, it shuts down
+    the request's connections, which ends any read blocked on them (``timeout_s`` only bounds each wait for a
+    byte, so a server trickling one byte at a time would otherwise hold the request forever)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = []
+
+    def watch(self, sock: socket.socket) -> None:
+        """Cut ``sock`` off with the request. It is watched through a duplicate descriptor: shutting that down
+        ends the connection, and it stays valid when TLS takes the original socket object over."""
+        with self._lock:
+            self._sockets.append(socket.socket(fileno=os.dup(sock.fileno())))
+            if self.expired:
+                _shutdown(self._sockets[-1])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the peer
+        pass
+
+
+class _DeadlineHandler:
+    """Mixed into urllib's HTTP(S) handlers: every connection opened for a request that carries a `_Deadline`
+    (``request.deadline``) is watched by it from the moment it connects."""
+
+    def do_open(self, http_class: type, req: urllib.request.Request, **kwargs: Any):  # noqa: D401 - urllib hook
+        deadline = getattr(req, "deadline", None)
+        if deadline is None:
+            return super().do_open(http_class, req, **kwargs)
+
+        def watched_connection(*args: Any, **conn_kwargs: Any) -> http.client.HTTPConnection:
+            connection = http_class(*args, **conn_kwargs)
+            connect = connection.connect
+
+            def connect_and_watch() -> None:
+                connect()
+                deadline.watch(connection.sock)
+
+            connection.connect = connect_and_watch
+            return connection
+
+        return super().do_open(watched_connection, req, **kwargs)
+
+
+class _HTTPHandler(_DeadlineHandler, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_DeadlineHandler, urllib.request.HTTPSHandler):
+    pass
 
 
 class _HostGate:
@@ -117,7 +196,7 @@ class PipelineHttpClient:
     def __init__(self, settings: HttpSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._opener = urllib.request.build_opener(_NoRedirect(), _HTTPHandler(), _HTTPSHandler())
         self._gates: dict[str, _HostGate] = {}
         self._gates_lock = threading.Lock()
 
@@ -187,12 +266,13 @@ class PipelineHttpClient:
             raise HttpError(url, f"refusing URL scheme {scheme!r}; only http and https are fetched")
         request = urllib.request.Request(url, data=body, method=method,
                                          headers={"User-Agent": self.settings.user_agent, **headers})
-        with self._gate(url):
+        with self._gate(url), _Deadline(self.settings.deadline_s) as deadline:
+            request.deadline = deadline
             try:
                 with self._opener.open(request, timeout=self.settings.timeout_s) as raw:
                     data = _read_limited(raw, url, max_bytes)
-                    return HttpResponse(raw.geturl(), raw.status, {k.lower(): v for k, v in raw.headers.items()},
-                                        data)
+                    response = HttpResponse(raw.geturl(), raw.status, {k.lower(): v for k, v in raw.headers.items()},
+                                            data)
             except urllib.error.HTTPError as err:
                 err.close()
                 if 300 <= err.code < 400 and err.headers.get("Location"):
@@ -200,9 +280,18 @@ class PipelineHttpClient:
                 raise HttpError(url, f"HTTP {err.code} {err.reason}", status=err.code,
                                 retryable=err.code in RETRYABLE_STATUSES,
                                 retry_after=parse_retry_after(err.headers.get("Retry-After"))) from err
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+            except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, resets, TLS errors
+                if deadline.expired:
+                    raise self._too_slow(url) from err
                 reason = getattr(err, "reason", err)
                 raise HttpError(url, f"network error: {type(reason).__name__}: {reason}", retryable=True) from err
+            if deadline.expired:  # a body cut off by the deadline can look complete (no Content-Length)
+                raise self._too_slow(url)
+            return response
+
+    def _too_slow(self, url: str) -> HttpError:
+        return HttpError(url, f"no complete answer within {self.settings.deadline_s:g} s (deadline_s): the server "
+                         "sends too slowly", retryable=True)  # fmt: skip
 
     def _gate(self, url: str) -> _HostGate:
         host = urllib.parse.urlsplit(url).netloc.lower()

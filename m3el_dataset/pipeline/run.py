@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, remove_stale_tmp
 from .candidates import CandidateGenerator
 from .config import PipelineConfig
 from .disambiguation import build_disambiguator
@@ -71,6 +71,19 @@ def run_records(config: PipelineConfig) -> dict[str, int]:
     return {topic: write_records(config.work_dir, config.release_dir, topic, images.load) for topic in config.topics}
 
 
+def remove_interrupted_writes(config: PipelineConfig) -> int:
+    """Delete the temporary files a killed run left between writing and renaming, in the work folder and in the
+    release folder (where the images and records stage write); return how many."""
+    folders = [config.work_dir]
+    if not config.release_dir.resolve().is_relative_to(config.work_dir.resolve()):
+        folders.append(config.release_dir)
+    removed = sum(remove_stale_tmp(folder) for folder in folders)
+    if removed:
+        logger.info("Removed %d temporary file(s) an interrupted run left in %s.", removed,
+                    " and ".join(map(str, folders)))  # fmt: skip
+    return removed
+
+
 def run_pipeline(config: PipelineConfig, stages: tuple[str, ...] = STAGES, *,
                  http: PipelineHttpClient | None = None,
                  on_commit: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -87,6 +100,7 @@ def run_pipeline(config: PipelineConfig, stages: tuple[str, ...] = STAGES, *,
         raise ValueError(f"Unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}.")
     if not config.topics:
         raise ValueError("No topic to build: give at least one source, e.g. --source movies=plots.csv.")
+    remove_interrupted_writes(config)
     http = http or PipelineHttpClient(config.http)
     summary: dict[str, Any] = {}
     for stage in STAGES:
