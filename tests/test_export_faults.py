@@ -209,3 +209,16 @@ def test_an_empty_knowledge_base_is_not_declared(tmp_path):
     result = export_rows(rows, tmp_path / "hub", M3EL_LAYOUT, ExportConfig(), kb_entities=[], source=tmp_path / "raw")
     assert "kb" not in _declared(result.out_dir) and result.num_kb_entities == 0
     assert not list(result.out_dir.rglob("kb-*.parquet"))
+
+
+def test_deeply_nested_mimic_records_are_named_and_skippable(tmp_path, capsys):
+    from converter_fixtures import write_mimic
+
+    source = write_mimic(tmp_path / "WikiMEL")
+    path = source / "WikiMEL_train.json"
+    records = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(records)[:-1] + ", " + "[" * 100_000 + "]" * 100_000 + "]", encoding="utf-8")
+    assert main(["convert", "mimic", str(source), str(tmp_path / "hub")]) == 2
+    assert "WikiMEL_train.json, record 3: nested too deeply" in capsys.readouterr().err
+    assert main(["convert", "mimic", str(source), str(tmp_path / "hub"), "--skip-invalid"]) == 0
+    assert "skipped: WikiMEL_train.json, record 3: nested too deeply" in capsys.readouterr().out
