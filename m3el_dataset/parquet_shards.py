@@ -105,7 +105,7 @@ class ParquetShardWriter:
 
 def _unreadable(path: Path, error: Exception) -> ValueError:
     return ValueError(f"{path} is not a readable Parquet file ({type(error).__name__}: {error}); it is damaged or "
-                      "truncated: rebuild the folder, or download the file again.")  # fmt: skip
+                      "truncated: replace it with a complete copy (rebuild it, or download it again).")  # fmt: skip
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
@@ -116,12 +116,13 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         raise _unreadable(path, error) from error
 
 
-def iter_parquet_rows(path: Path, columns: Iterable[str] | None = None, batch_size: int = 256) -> Iterator[dict]:
-    """The rows of a Parquet file as dicts, one batch in memory at a time; a damaged file raises ``ValueError``
-    naming it, wherever the damage is."""
+def iter_parquet_batches(
+    path: Path, columns: Iterable[str] | None = None, batch_size: int = 256
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of a Parquet file, one in memory at a time; a damaged file raises ``ValueError`` naming
+    it, wherever the damage is."""
     parquet = open_parquet(path)
     try:
-        for batch in parquet.iter_batches(batch_size=batch_size, columns=None if columns is None else list(columns)):
-            yield from batch.to_pylist()
+        yield from parquet.iter_batches(batch_size=batch_size, columns=None if columns is None else list(columns))
     except (pa.ArrowException, OSError) as error:
         raise _unreadable(path, error) from error

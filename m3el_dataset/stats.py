@@ -15,7 +15,7 @@ from typing import Any
 
 from .constants import SPLITS, TOPICS
 from .duplicates import DuplicateFinder
-from .parquet_shards import iter_parquet_rows
+from .parquet_shards import iter_parquet_batches
 from .report import BuildReport
 from .rows import iter_release_rows
 from .text_formats import collapse_whitespace
@@ -118,7 +118,8 @@ def iter_exported_rows(folder: str | os.PathLike, columns: Iterable[str] = STATS
     from .hub_folder import check_m3el_layout  # it reads the card module, which imports this one
 
     for shard in check_m3el_layout(folder):
-        yield from iter_parquet_rows(shard, columns)
+        for batch in iter_parquet_batches(shard, columns):
+            yield from batch.to_pylist()
 
 
 def compute_statistics(path: str | os.PathLike, *, skip_invalid: bool = False) -> DatasetStatistics:

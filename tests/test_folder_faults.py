@@ -94,3 +94,13 @@ def test_push_refuses_a_link_to_a_file_outside_the_folder(hub, tmp_path, capsys)
     link.unlink()
     link.symlink_to(sorted(folder.glob("data/movies/train-*.parquet"))[0])  # a link inside the folder is fine
     assert main(["push", str(folder), "me/m3el", "--dry-run"]) == 0
+
+
+def test_a_damaged_source_parquet_is_named_by_convert(tmp_path, capsys):
+    from converter_fixtures import write_diffusiondb_parquet
+
+    source = write_diffusiondb_parquet(tmp_path / "ddb")
+    shard = sorted(source.rglob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:200])
+    assert main(["convert", "diffusiondb", str(source), str(tmp_path / "hub")]) == 2
+    assert f"{shard} is not a readable Parquet file" in capsys.readouterr().err
