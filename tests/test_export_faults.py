@@ -222,3 +222,14 @@ def test_deeply_nested_mimic_records_are_named_and_skippable(tmp_path, capsys):
     assert "WikiMEL_train.json, record 3: nested too deeply" in capsys.readouterr().err
     assert main(["convert", "mimic", str(source), str(tmp_path / "hub"), "--skip-invalid"]) == 0
     assert "skipped: WikiMEL_train.json, record 3: nested too deeply" in capsys.readouterr().out
+
+
+def test_normalised_qids_are_printed_and_saved(tmp_path, capsys):
+    release = FakeRelease(tmp_path / "raw")
+    release.add("movies", qid="q18151305")
+    release.write()
+    assert main(["build", str(tmp_path / "raw"), str(tmp_path / "hub")]) == 0
+    assert "normalised: movies.json, record 0, field Qid: 'q18151305' read as 'Q18151305'" in capsys.readouterr().out
+    (value,) = json.loads((tmp_path / "hub" / "build_report.json").read_text())["normalised_values"]
+    assert (value["original"], value["value"]) == ("q18151305", "Q18151305")
+    assert datasets.load_dataset(str(tmp_path / "hub"), "mentions", split="movies")[0]["label"] == 2
