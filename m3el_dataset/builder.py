@@ -19,7 +19,8 @@ from pathlib import Path
 import datasets
 
 from .constants import SPLITS, TOPICS, parse_task
-from .release import find_release_files
+from .hub_folder import check_m3el_layout, holds_a_dataset
+from .release import find_release_files, iter_release
 from .report import BuildReport
 from .rows import (
     CONFIG_NAMES,
@@ -74,12 +75,30 @@ class M3ELBuilder(datasets.GeneratorBasedBuilder):
             raise ValueError(
                 "M3ELBuilder needs the release folder: pass data_dir=PATH (the folder the archive unpacks to)."
             )
-        files = [str(path) for path in find_release_files(self.config.data_dir)]
+        data_dir = self.config.data_dir
+        if holds_a_dataset(data_dir):
+            check_m3el_layout(data_dir)  # another dataset's folder is refused as such
+            raise ValueError(f"{data_dir} is an exported M3EL folder, not a raw release: load it with "
+                             f"datasets.load_dataset({str(data_dir)!r}, {self.config.name!r}).")  # fmt: skip
+        files = find_release_files(data_dir)
+        splits = self._splits_with_rows(files)  # also refuses a release without a usable record
         if self.config.name == KB_CONFIG:
             # One shard: an entity is deduplicated across the whole release, which processes cannot split.
             return [datasets.SplitGenerator(name=KB_SPLIT, gen_kwargs={"files": None, "split": KB_SPLIT})]
-        return [datasets.SplitGenerator(name=name, gen_kwargs={"files": files, "split": name})
-                for name in (*SPLITS, *TOPICS)]  # fmt: skip
+        return [datasets.SplitGenerator(name=name, gen_kwargs={"files": [str(path) for path in files], "split": name})
+                for name in splits]  # fmt: skip
+
+    def _splits_with_rows(self, files: list[Path]) -> list[str]:
+        """The learning and topic splits holding a record: `datasets` cannot load a split without rows, so none
+        is declared (one pass over the records, images unread, stopping once every split has one)."""
+        present: set[str] = set()
+        for record in iter_release(self.config.data_dir, skip_invalid=self.config.skip_invalid, files=files):
+            present.update((split_of(record.id), record.topic))
+            if len(present) == len(SPLITS) + len(TOPICS):
+                break
+        if not present:
+            raise ValueError(f"No usable mention record in {self.config.data_dir}; nothing to load.")
+        return [name for name in (*SPLITS, *TOPICS) if name in present]
 
     def _generate_examples(self, files: list[str] | None, split: str):
         report = BuildReport()

@@ -41,6 +41,7 @@ class HubLayout:
             ``topic`` column names its group.
         splits (`tuple[str]`): the learning splits the rows are written to (a subset of `SPLITS`).
         group_splits (`bool`, defaults to `False`): also offer one split per group (M3EL's topic splits).
+        has_kb (`bool`, defaults to `True`): offer the ``kb`` config (an export leaves it out when it has no row).
         tasks (`tuple[str]`, defaults to `TASKS`): the modality tasks the dataset supports; the others are absent.
         text_parts (`frozenset[str]`, defaults to M, S, D): the mention text parts the source provides; text
             formats needing a missing part, and the part's own column, are left out of every config.
@@ -56,6 +57,7 @@ class HubLayout:
     groups: tuple[str, ...]
     splits: tuple[str, ...]
     group_splits: bool = False
+    has_kb: bool = True
     tasks: tuple[str, ...] = TASKS
     text_parts: frozenset[str] = SOURCE_PARTS
     card_template: str = "dataset_card.md"
@@ -76,8 +78,9 @@ class HubLayout:
 
     @property
     def config_names(self) -> tuple[str, ...]:
-        """The supported tasks (in `TASKS` order), then ``mentions`` and ``kb``."""
-        return (*(task for task in TASKS if task in self.tasks), MENTIONS_CONFIG, KB_CONFIG)
+        """The supported tasks (in `TASKS` order), then ``mentions`` and ``kb`` (if `has_kb`)."""
+        kb = (KB_CONFIG,) if self.has_kb else ()
+        return (*(task for task in TASKS if task in self.tasks), MENTIONS_CONFIG, *kb)
 
     @property
     def split_names(self) -> tuple[str, ...]:

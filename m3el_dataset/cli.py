@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .export import ExportConfig, export_release
+from .export import ExportConfig, NothingToExportError, export_release
 from .images import DEFAULT_MAX_IMAGE_BYTES
 from .parquet_shards import ShardLimits
 from .report import BuildReport
@@ -40,16 +40,41 @@ def _add_export_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-shard-size", type=_size, default=ShardLimits.max_shard_bytes, help="e.g. 500MB")
     command.add_argument("--row-group-rows", type=int, default=ShardLimits.row_group_rows)
     command.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    command.add_argument("--drop-duplicates", action="store_true",
+                         help="leave out later copies of a duplicated mention (listed either way)")  # fmt: skip
     command.add_argument(
         "--repo-id", default=None, help="repository named in the card's examples (default <org>/<dataset name>)"
     )
     command.add_argument("--license", default="unknown", help="licence field of the card")
 
 
-def _print_skipped(report: BuildReport) -> None:
-    """One line per record that ``--skip-invalid`` skipped."""
-    for skip in report.skipped_records:
-        print(f"skipped: {skip.file}, record {skip.index}, field {skip.field}: {skip.problem}")
+PRINTED_PER_KIND = 20
+"""How many entries of each kind the build prints; build_report.json lists them all."""
+
+
+def _print_entries(kind: str, lines: list[str]) -> None:
+    for line in lines[:PRINTED_PER_KIND]:
+        print(f"{kind}: {line}")
+    if len(lines) > PRINTED_PER_KIND:
+        print(f"{kind}: ... and {len(lines) - PRINTED_PER_KIND} more (see build_report.json)")
+
+
+def _where(file: str, index: int | None, field: str | None) -> str:
+    """``file, record 3, field Qid``, leaving out what is not known (a whole file has no record)."""
+    record = [f"record {index}"] if index is not None else []
+    return ", ".join([file, *record, *([f"field {field}"] if field else [])])
+
+
+def _print_report(report: BuildReport) -> None:
+    """What ``build`` and ``convert`` skipped, normalised, found duplicated or found empty, a line each."""
+    _print_entries("skipped", [f"{_where(s.file, s.index, s.field)}: {s.problem}" for s in report.skipped_records])
+    _print_entries("empty file", [f"{file} holds no record" for file in report.empty_files])
+    _print_entries("normalised", [f"{_where(v.file, v.index, v.field)}: {v.original!r} read as {v.value!r}"
+                                  for v in report.normalised_values])  # fmt: skip
+    _print_entries("duplicate", [f"{d.id} ({d.split}) repeats {d.duplicate_of} ({d.duplicate_of_split})"
+                                 + (", dropped" if d.dropped else "") for d in report.duplicates])  # fmt: skip
+    if report.duplicates and not any(d.dropped for d in report.duplicates):
+        print(f"{len(report.duplicates)} duplicate mention(s) kept; pass --drop-duplicates to leave them out.")
 
 
 def _export_config(args: argparse.Namespace) -> ExportConfig:
@@ -61,6 +86,7 @@ def _export_config(args: argparse.Namespace) -> ExportConfig:
         max_pixels=args.max_pixels,
         max_image_bytes=args.max_image_bytes,
         overwrite=args.overwrite,
+        drop_duplicates=args.drop_duplicates,
         repo_id=args.repo_id,
         license=args.license,
         limits=ShardLimits(max_shard_bytes=args.max_shard_size, row_group_rows=args.row_group_rows),
@@ -72,7 +98,7 @@ def _build(args: argparse.Namespace) -> int:
     report = result.report
     print(f"Wrote {result.statistics.total.mentions} mentions, {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
-    _print_skipped(report)
+    _print_report(report)
     for problem in report.image_problems:
         print(f"empty image: {problem.record_id} ({problem.role}) {problem.status}: {problem.path}")
     print(f"Build report: {result.out_dir / 'build_report.json'}")
@@ -86,7 +112,7 @@ def _convert(args: argparse.Namespace) -> int:
     nil = result.statistics.total.gold_absent
     print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
           f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
-    _print_skipped(result.report)
+    _print_report(result.report)
     empty_images = len(result.report.image_problems)
     print(f"{empty_images} empty image cells; build report: {result.out_dir / 'build_report.json'}")
     return 0
@@ -168,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
+        if isinstance(error, NothingToExportError):
+            _print_report(error.report)  # why every record was left out, before the one-line error
         print(f"m3el-dataset {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -14,9 +14,12 @@ Layout of the folder, which ``huggingface_hub`` uploads as it is::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,9 +29,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card, split_sizes
+from .duplicates import DuplicateFinder
 from .images import DEFAULT_MAX_IMAGE_BYTES
 from .parquet_shards import ParquetShardWriter, ShardLimits
-from .report import BuildReport
+from .report import REPORT_FILE_NAME, BuildReport
 from .rows import FEATURES, KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
 from .stats import DatasetStatistics, StatisticsAccumulator
 
@@ -47,6 +51,8 @@ class ExportConfig:
             PIL's ``Image.MAX_IMAGE_PIXELS``, about 89 M; checked from the header even without ``decode_check``).
         max_image_bytes (`int`, defaults to 100 MB): image files larger than this are not read (empty cells, listed).
         overwrite (`bool`, defaults to `False`): replace an existing, non-empty output folder.
+        drop_duplicates (`bool`, defaults to `False`): leave out the later copies of a duplicated mention (see
+            `duplicates.duplicate_key`); either way every copy is listed in the report.
         repo_id (`str`, *optional*): the Hub repository named in the card's examples (default:
             ``<org>/<name>``, the dataset's name, e.g. ``<org>/m3el`` or ``<org>/wikimel``).
         license (`str`, defaults to ``"unknown"``): the card's licence field.
@@ -59,6 +65,7 @@ class ExportConfig:
     max_pixels: int | None = None
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     overwrite: bool = False
+    drop_duplicates: bool = False
     repo_id: str | None = None
     license: str = "unknown"
     limits: ShardLimits = field(default_factory=ShardLimits)
@@ -75,12 +82,81 @@ class ExportResult:
     num_kb_entities: int
 
 
-def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
+class NothingToExportError(ValueError):
+    """No mention row was left to export; ``report`` says why each record was left out, and was saved as
+    ``report_path`` beside the output folder (which is not written)."""
+
+    def __init__(self, message: str, report: BuildReport, report_path: Path):
+        super().__init__(message)
+        self.report, self.report_path = report, report_path
+
+
+def failed_report_path(out_dir: Path) -> Path:
+    """Where a build that wrote nothing saves its report: ``<out_dir>.build_report.json``, beside ``out_dir``."""
+    return out_dir.parent / f"{out_dir.name}.{REPORT_FILE_NAME}"
+
+
+def _check_not_the_input(out_dir: Path, source: str | os.PathLike | None) -> None:
+    """Refuse an output folder that is, contains or lies inside the input: replacing it would delete the input,
+    and a later build would read the output as input."""
+    if source is None:
+        return
+    out, src = out_dir.resolve(), Path(source).resolve()
+    if out == src:
+        relation = "is"
+    elif out.is_relative_to(src):
+        relation = "is inside"
+    elif src.is_relative_to(out):
+        relation = "contains"
+    else:
+        return
+    raise ValueError(f"Output folder {out_dir} {relation} the input {source}; nothing was written or deleted. "
+                     f"Choose an output folder outside {source}.")  # fmt: skip
+
+
+def _staging_prefix(out_dir: Path) -> str:
+    """The name a staging folder of ``out_dir`` starts with; it ends with this machine's tag and the process id."""
+    host = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+    return f".{out_dir.name}.staging-{host}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Remove the staging folders that killed builds of ``out_dir`` left beside it.
+
+    Only this machine's are considered, and only those whose process is gone: another build running at the same
+    time, or one on another machine sharing the disk, keeps its folder.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) probes a process on POSIX only
+        return
+    pattern = re.compile(re.escape(_staging_prefix(out_dir)) + r"(\d+)-")
+    for entry in out_dir.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _process_alive(int(match.group(1))):
+            logger.warning("Removing %s, left by a build of %s that was killed.", entry, out_dir)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _prepare_output(out_dir: Path, overwrite: bool, source: str | os.PathLike | None) -> Path:
     """Check ``out_dir`` and return a fresh staging folder beside it (renamed into place once complete)."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"Output path {out_dir} is a file, not a folder; remove it or choose another output "
+                              "folder (--overwrite replaces a folder only).")  # fmt: skip
+    _check_not_the_input(out_dir, source)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"Output folder {out_dir} exists and is not empty; pass --overwrite to replace it.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    _remove_stale_staging(out_dir)
+    return Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out_dir)}{os.getpid()}-", dir=out_dir.parent))
 
 
 def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
@@ -92,10 +168,20 @@ def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
                          f"has groups {layout.groups} and splits {layout.splits}.")  # fmt: skip
 
 
+@dataclass
+class _Written:
+    """What `_write_shards` wrote: statistics, shards, KB size and the rows of each (group, split)."""
+
+    accumulator: StatisticsAccumulator
+    shards: list[Path]
+    num_entities: int
+    rows: dict[tuple[str, str], int]
+
+
 def _write_shards(
     rows: Iterable[dict[str, Any]], kb_entities: Iterable[dict[str, Any]] | None, staging: Path, layout: HubLayout,
     config: ExportConfig, report: BuildReport,
-):  # fmt: skip
+) -> _Written:  # fmt: skip
     writers = {
         (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, FEATURES, config.limits)
         for group in layout.groups
@@ -105,8 +191,11 @@ def _write_shards(
     candidates_kb = KnowledgeBaseCollector(report)
     accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
+    duplicates = DuplicateFinder(report, drop=config.drop_duplicates)
     for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
         _check_row(row, layout, ids)
+        if not duplicates.keep(row):
+            continue  # a dropped copy's candidates are the kept copy's: the KB loses nothing
         writers[row["topic"], row["split"]].write(row)
         accumulator.add(row)
         if kb_entities is None:  # M3EL: the knowledge base is every candidate entity
@@ -123,8 +212,35 @@ def _write_shards(
                 kb_writer.write(entity)
         num_entities = len(seen)
     shards = [path for writer in writers.values() for path in writer.close()] + kb_writer.close()
-    filled = tuple(split for split in layout.splits if any(writers[g, split].num_rows for g in layout.groups))
-    return accumulator, shards, num_entities, filled
+    return _Written(accumulator, shards, num_entities, {key: writer.num_rows for key, writer in writers.items()})
+
+
+def _declared_layout(layout: HubLayout, written: _Written) -> HubLayout:
+    """``layout`` narrowed to what holds rows, so that every split and config the card declares loads.
+
+    `datasets` refuses a split without rows (``Instruction "test" corresponds to no data!``): a learning split,
+    a group split or the ``kb`` config left empty (a small or one-topic release, a peer with an empty KB) is not
+    declared, and the warning says which.
+    """
+    splits = tuple(s for s in layout.splits if any(written.rows[g, s] for g in layout.groups))
+    groups = tuple(g for g in layout.groups if any(written.rows[g, s] for s in layout.splits))
+    groups = groups if layout.group_splits else layout.groups  # without group splits, a group is no split
+    left_out = [s for s in layout.splits if s not in splits] + [g for g in layout.groups if g not in groups]
+    left_out += [] if written.num_entities else [f"the {KB_CONFIG} config"]
+    if left_out:
+        logger.warning("No row in %s of %s: left out of the card (a split without rows cannot be loaded).",
+                       ", ".join(left_out), layout.name)  # fmt: skip
+    return dataclasses.replace(layout, splits=splits, groups=groups, has_kb=written.num_entities > 0)
+
+
+def _nothing_to_export(report: BuildReport, out_dir: Path, source: str | os.PathLike) -> NothingToExportError:
+    """The error of a build left with no mention row, its report saved beside ``out_dir`` for the reasons."""
+    path = report.save(out_dir.parent, failed_report_path(out_dir).name)
+    causes = f"{len(report.skipped_records)} record(s) or file(s) skipped, {len(report.empty_files)} empty file(s)"
+    if report.duplicates:
+        causes += f", {sum(d.dropped for d in report.duplicates)} duplicate(s) dropped"
+    return NothingToExportError(f"No usable mention record in {source} ({causes}); nothing was exported. Every "
+                                f"reason is listed in {path}.", report, path)  # fmt: skip
 
 
 def export_rows(
@@ -135,34 +251,31 @@ def export_rows(
     *,
     report: BuildReport | None = None,
     kb_entities: Iterable[dict[str, Any]] | None = None,
-    source: str | os.PathLike = "the input",
+    source: str | os.PathLike | None = None,
 ) -> ExportResult:
     """Write rows of `FEATURES` to the Hub folder ``out_dir`` in ``layout``; nothing is left half-written on error.
 
     Args:
         rows: the mention rows; each row's ``topic`` is one of ``layout.groups`` and its ``split`` one of
             ``layout.splits``. They are consumed once, as they come.
-        out_dir: the folder to write.
+        out_dir: the folder to write; it may not be, contain or lie inside ``source``.
         layout: the dataset's groups, splits, configs and card (`M3EL_LAYOUT` for M3EL).
-        config: output options (shard sizes, overwrite, the card's repository and licence).
-        report: the `BuildReport` the row producer fills (saved as ``build_report.json``).
+        config: output options (shard sizes, overwrite, duplicates, the card's repository and licence).
+        report: the `BuildReport` the row producer fills (saved as ``build_report.json``; when no row is left,
+            saved beside ``out_dir`` and raised with `NothingToExportError`).
         kb_entities: rows of `KB_FEATURES` for the ``kb`` config (the whole knowledge base); by default, every
             candidate entity of the mention rows once.
-        source: what the rows were read from, for error messages.
+        source: the folder the rows are read from, for the check above and error messages.
     """
     out_dir = Path(out_dir)
-    staging = _prepare_output(out_dir, config.overwrite)
+    staging = _prepare_output(out_dir, config.overwrite, source)
     report = report if report is not None else BuildReport()
     try:
-        accumulator, shards, num_entities, filled = _write_shards(rows, kb_entities, staging, layout, config, report)
-        statistics = accumulator.result(report)
+        written = _write_shards(rows, kb_entities, staging, layout, config, report)
+        statistics = written.accumulator.result(report)
         if statistics.total.mentions == 0:
-            raise ValueError(f"No usable mention record in {source}; nothing to export.")
-        if filled != layout.splits and not layout.group_splits:
-            # A split left with no shard cannot be loaded: it leaves the card (its skipped records are reported).
-            logger.warning("No mention left in split(s) %s of %s; they are left out of the card.",
-                           ", ".join(s for s in layout.splits if s not in filled), layout.name)  # fmt: skip
-            layout = dataclasses.replace(layout, splits=filled)
+            raise _nothing_to_export(report, out_dir, source or "the input")
+        layout = _declared_layout(layout, written)
         report.save(staging)
         sizes = split_sizes(staging, layout)
         repo_id = config.repo_id or f"<org>/{layout.name}"
@@ -174,10 +287,11 @@ def export_rows(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shards = [out_dir / path.relative_to(staging) for path in shards]
+    failed_report_path(out_dir).unlink(missing_ok=True)  # a failed earlier build's report no longer applies
+    shards = [out_dir / path.relative_to(staging) for path in written.shards]
     logger.info("Wrote %d mentions in %d shards and %d KB entities to %s", statistics.total.mentions, len(shards),
-                num_entities, out_dir)  # fmt: skip
-    return ExportResult(out_dir, statistics, report, shards, num_entities)
+                written.num_entities, out_dir)  # fmt: skip
+    return ExportResult(out_dir, statistics, report, shards, written.num_entities)
 
 
 def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:

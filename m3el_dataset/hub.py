@@ -10,6 +10,8 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 from .card import DATA_DIR, KB_DIR
+from .hub_folder import check_m3el_layout
+from .images import is_inside
 from .report import REPORT_FILE_NAME
 
 logger = logging.getLogger(__name__)
@@ -31,14 +33,15 @@ class UploadPlan:
 
 
 def plan_upload(folder: str | os.PathLike) -> UploadPlan:
-    """List what `push_folder` would send from ``folder``; raise if it is not an exported M3EL folder."""
+    """List what `push_folder` would send from ``folder``; raise if it is not an exported M3EL folder, or if a file
+    to send is a link to a file outside it (the same rule as for the release's images)."""
     folder = Path(folder)
-    if not (folder / "README.md").is_file() or not any(folder.glob(f"{DATA_DIR}/*/*.parquet")):
-        raise FileNotFoundError(
-            f"{folder} is not an exported M3EL folder (README.md and {DATA_DIR}/*/*.parquet expected); "
-            "run 'm3el-dataset build RAW_DIR OUT_DIR' first."
-        )
+    check_m3el_layout(folder)
     files = sorted({path for pattern in UPLOAD_PATTERNS for path in folder.glob(pattern) if path.is_file()})
+    for path in files:
+        if not is_inside(path, folder):
+            raise ValueError(f"{path} is a link to {path.resolve()}, outside {folder}; it would upload a file from "
+                             "elsewhere. Replace the link by the file, or remove it.")  # fmt: skip
     return UploadPlan(folder, [(path.relative_to(folder).as_posix(), path.stat().st_size) for path in files])
 
 

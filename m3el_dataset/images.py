@@ -54,6 +54,12 @@ def release_image_root(raw_dir: str | os.PathLike) -> Path:
     return raw_dir
 
 
+def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path``, once ``..`` and symbolic links are resolved, lies inside the folder ``root``: the rule
+    for every file of a release that is read (images, record files) or uploaded."""
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
 def relative_release_path(local_path: str) -> PurePosixPath | None:
     """Turn a release path (``/M3EL/a/b.jpg`` or ``a/b.jpg``) into a relative one; ``None`` if it names no file.
 
@@ -132,7 +138,7 @@ class ImageResolver:
         if found is None:
             return LoadedImage(ImageStatus.MISSING, relative.as_posix(), detail=f"no file {candidate}")
         # The case-insensitive match may be a symbolic link pointing out: check the file actually found.
-        if not found.resolve().is_relative_to(self.root):
+        if not is_inside(found, self.root):
             return LoadedImage(ImageStatus.OUTSIDE_FOLDER, relative.as_posix(), detail="link points outside")
         path = found.relative_to(self.root).as_posix()
         try:

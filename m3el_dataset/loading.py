@@ -22,13 +22,14 @@ from huggingface_hub import constants as hub_constants
 
 from .constants import TASKS, TaskSpec, parse_task
 from .export import ExportConfig, export_release
-from .rows import ENTITY_TEXT_COLUMNS, KB_CONFIG, PART_COLUMNS, text_column, undecoded_images
+from .hub_folder import check_m3el_layout
+from .rows import COMMON_COLUMNS, ENTITY_TEXT_COLUMNS, KB_CONFIG, PART_COLUMNS, text_column, undecoded_images
 from .sample import SAMPLE_NAME, resolve_sample
 from .text_formats import template_parts
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("id", "topic", "label", "gold_qid", "candidate_qids")
+REQUIRED_COLUMNS = COMMON_COLUMNS
 """Columns every ``mentions`` config has; the others belong to a modality a converted peer dataset may lack."""
 
 REQUIRED_KB_COLUMNS = ("qid",)
@@ -70,6 +71,7 @@ def resolve_source(source: str, cache_dir: str | Path | None = None) -> str:
             )
         return source
     if (raw / "data").is_dir():
+        check_m3el_layout(raw)  # another dataset's folder is named as such, not as a missing config
         return str(raw)
     if not any(raw.glob("*.json")) and not any(raw.glob("*.jsonl")):
         raise FileNotFoundError(

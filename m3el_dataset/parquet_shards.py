@@ -1,8 +1,10 @@
-"""Streaming Parquet shard writer: bounded shard sizes and small row groups, image bytes stored as they are."""
+"""Streaming Parquet shards: a writer with bounded shard sizes and small row groups (image bytes stored as they
+are), and a reader that names the file when one is not readable Parquet."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,14 +88,9 @@ class ParquetShardWriter:
     def close(self) -> list[Path]:
         """Flush, close and give the shards their final ``-NNNNN-of-MMMMM`` names; return their paths.
 
-        A writer that got no row still writes one empty shard: a split glob that matches no file makes
-        ``datasets`` refuse every split of the config, while an empty shard loads as an empty split.
+        A writer that got no row writes no shard: `datasets` cannot load a split without rows (nor one whose
+        files are empty), so the export leaves such a split out of the card instead.
         """
-        if not self._paths and not self._rows:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"{self.prefix}-00000.parquet"
-            pq.ParquetWriter(path, self.schema).close()  # no row group at all: `datasets` reads it as empty
-            self._paths.append(path)
         self._flush()
         if self._writer is not None:
             self._writer.close()
@@ -104,3 +101,28 @@ class ParquetShardWriter:
             os.replace(path, target)
             final.append(target)
         return final
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    return ValueError(f"{path} is not a readable Parquet file ({type(error).__name__}: {error}); it is damaged or "
+                      "truncated: replace it with a complete copy (rebuild it, or download it again).")  # fmt: skip
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """``path`` opened as Parquet; ``ValueError`` naming it when it is not readable Parquet."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(path, error) from error
+
+
+def iter_parquet_batches(
+    path: Path, columns: Iterable[str] | None = None, batch_size: int = 256
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of a Parquet file, one in memory at a time; a damaged file raises ``ValueError`` naming
+    it, wherever the damage is."""
+    parquet = open_parquet(path)
+    try:
+        yield from parquet.iter_batches(batch_size=batch_size, columns=None if columns is None else list(columns))
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(path, error) from error

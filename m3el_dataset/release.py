@@ -7,7 +7,6 @@ caller asks to skip such records, in which case each skip is listed in the `Buil
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from .constants import TOPICS
-from .images import release_image_root
-from .report import BuildReport
+from .images import is_inside, release_image_root
+from .json_records import ReleaseRecordError, read_raw_records
+from .report import BuildReport, NormalisedValue
 
 logger = logging.getLogger(__name__)
 
 RECORD_FILE_SUFFIXES = (".json", ".jsonl")
 _TOPIC_ALIASES = {**{topic: topic for topic in TOPICS}, "movie": "movies", "book": "books", "sport": "sports"}
 _IMAGE_FOLDER = re.compile(r"^/?(?:M3EL/)?([A-Za-z]+)_candidates_images/")
+_QID = re.compile(r"Q[1-9][0-9]*")
+RECORD_FIELDS = ("Qid", "name", "description", "sentence", "image", "candidates")
 
 
 @dataclass(frozen=True)
@@ -71,17 +73,6 @@ class MentionRecord:
         return next((i for i, candidate in enumerate(self.candidates) if candidate.qid == self.qid), -1)
 
 
-class ReleaseRecordError(ValueError):
-    """A record (or a whole file) of the release that cannot be read as the format describes."""
-
-    def __init__(self, source_file: str, index: int | None, field_name: str | None, problem: str):
-        self.source_file, self.index, self.field_name, self.problem = source_file, index, field_name, problem
-        where = source_file if index is None else f"{source_file}, record {index}"
-        if field_name:
-            where += f", field {field_name!r}"
-        super().__init__(f"{where}: {problem}. Fix the release or pass --skip-invalid (skip_invalid=True) to skip it.")
-
-
 def find_release_files(raw_dir: str | os.PathLike) -> list[Path]:
     """The record files of a release folder (``*.json`` and ``*.jsonl``, image folders excluded), sorted."""
     raw_dir = Path(raw_dir)
@@ -100,92 +91,6 @@ def _is_record_file(path: Path, raw_dir: Path) -> bool:
     if path.suffix.lower() not in RECORD_FILE_SUFFIXES or relative[-1].startswith(".") or not path.is_file():
         return False
     return not any(part.endswith("_candidates_images") or part.startswith(".") for part in relative[:-1])
-
-
-_READ_CHUNK = 1 << 20
-
-
-def _iter_json_array(file, display_name: str) -> Iterator[tuple[int, Any]]:
-    """Stream the elements of a JSON array file chunk by chunk, so memory stays bounded by one record.
-
-    An element that does not parse ends the file: the error is yielded at its index (nothing after it can be
-    located), so that the caller reports where reading stopped.
-    """
-    decoder, buffer, position, index, exhausted = json.JSONDecoder(), "", 0, 0, False
-
-    def fill(required: int) -> bool:
-        nonlocal buffer, position, exhausted
-        while len(buffer) - position < required and not exhausted:
-            chunk = file.read(_READ_CHUNK)
-            exhausted = not chunk
-            buffer, position = buffer[position:] + chunk, 0
-        return len(buffer) - position >= required
-
-    def skip_space() -> str:
-        nonlocal position
-        while fill(1) and buffer[position].isspace():
-            position += 1
-        return buffer[position] if fill(1) else ""
-
-    skip_space()
-    position += 1  # the opening "[" (the caller checked it)
-    if skip_space() == "]":
-        return
-    while True:
-        skip_space()  # raw_decode does not skip leading white space
-        while True:
-            try:
-                value, end = decoder.raw_decode(buffer, position)
-                break
-            except json.JSONDecodeError as error:
-                available = len(buffer) - position
-                fill(available + 1)  # the record may only be cut by the end of the buffer: read on
-                if len(buffer) - position == available:
-                    problem = f"invalid JSON ({error.msg}); the rest of the file cannot be read"
-                    yield index, ReleaseRecordError(display_name, index, None, problem)
-                    return
-        yield index, value
-        index, position = index + 1, end
-        separator = skip_space()
-        if separator == "]":
-            return
-        if separator != ",":
-            problem = f"expected ',' or ']' after this record, found {separator or 'the end of the file'!r}"
-            yield index, ReleaseRecordError(display_name, index, None, problem)
-            return
-        position += 1
-
-
-def _iter_json_lines(file, display_name: str) -> Iterator[tuple[int, Any]]:
-    """The records of a JSON Lines file (binary), a line that does not decode or parse failing alone."""
-    index = 0
-    for line in file:
-        if not line.strip():
-            continue
-        try:
-            yield index, json.loads(line.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            yield index, ReleaseRecordError(display_name, index, None, f"invalid JSON or UTF-8 ({error})")
-        index += 1
-
-
-def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, parsed JSON value)`` for each record of a JSON array or JSON Lines file, streaming.
-
-    A record that does not parse yields a `ReleaseRecordError` as its value, so that the caller can skip it (in a
-    JSON array, reading stops there); a file that cannot be opened or decoded raises one.
-    """
-    try:
-        with open(path, "rb") as probe:
-            first = probe.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # a UTF-8 byte order mark is allowed
-        if first == b"[":
-            with open(path, encoding="utf-8-sig") as file:
-                yield from _iter_json_array(file, display_name)
-        else:
-            with open(path, "rb") as file:
-                yield from _iter_json_lines(file, display_name)
-    except (OSError, UnicodeDecodeError) as error:
-        raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
 
 
 def require(
@@ -211,13 +116,43 @@ def _parse_image(value: Any, where: tuple[str, int], name: str) -> ImageRef:
     return ImageRef(*value)
 
 
-def _parse_candidate(value: Any, where: tuple[str, int], position: int) -> Candidate:
+def _qid(raw: str, where: tuple[str, int], field_name: str, normalised: list[NormalisedValue]) -> str:
+    """A Wikidata item id. White space around it and a lower-case ``q`` are unambiguous: they are normalised and
+    the change listed in ``normalised``; anything else that is not ``Q`` and digits is refused."""
+    qid = raw.strip()
+    if not qid:
+        raise ReleaseRecordError(*where, field_name, f"empty {'gold' if field_name == 'Qid' else 'candidate'} Qid")
+    qid = "Q" + qid[1:] if qid.startswith("q") else qid
+    if not _QID.fullmatch(qid):
+        raise ReleaseRecordError(*where, field_name, f"{raw!r} is not a Wikidata item id (Q followed by digits)")
+    if qid != raw:
+        normalised.append(NormalisedValue(*where, field_name, raw, qid))
+    return qid
+
+
+def _parse_candidate(
+    value: Any, where: tuple[str, int], position: int, normalised: list[NormalisedValue]
+) -> Candidate:
     prefix = f"candidates[{position}]."
     fields = {key: require(value, key, str, where, prefix) for key in ("Qid", "name", "description")}
-    if not fields["Qid"].strip():
-        raise ReleaseRecordError(*where, prefix + "Qid", "empty candidate Qid")
+    qid = _qid(fields["Qid"], where, prefix + "Qid", normalised)
     image = _parse_image(require(value, "image", list, where, prefix), where, prefix + "image")
-    return Candidate(qid=fields["Qid"], name=fields["name"], description=fields["description"], image=image)
+    return Candidate(qid=qid, name=fields["name"], description=fields["description"], image=image)
+
+
+def _parse_candidates(value: Any, where: tuple[str, int], normalised: list[NormalisedValue]) -> list[Candidate]:
+    """The candidates, each entity once: a repeated QID would be ranked twice and make the label ambiguous."""
+    raw_candidates = require(value, "candidates", list, where)
+    if not raw_candidates:
+        raise ReleaseRecordError(*where, "candidates", "no candidates")
+    candidates = [_parse_candidate(candidate, where, i, normalised) for i, candidate in enumerate(raw_candidates)]
+    first_position: dict[str, int] = {}
+    for position, candidate in enumerate(candidates):
+        earlier = first_position.setdefault(candidate.qid, position)
+        if earlier != position:
+            raise ReleaseRecordError(*where, f"candidates[{position}].Qid", f"{candidate.qid} is already "
+                                     f"candidates[{earlier}]; a mention names each candidate entity once")  # fmt: skip
+    return candidates
 
 
 def topic_of(image: ImageRef, source_file: str) -> str | None:
@@ -231,27 +166,33 @@ def topic_of(image: ImageRef, source_file: str) -> str | None:
     return None
 
 
-def parse_record(value: Any, source_file: str, index: int) -> MentionRecord:
-    """Validate one raw record and return it as a `MentionRecord`; raise `ReleaseRecordError` if malformed."""
-    where = (source_file, index)
+def parse_record(value: Any, source_file: str, index: int, report: BuildReport | None = None) -> MentionRecord:
+    """Validate one raw record and return it as a `MentionRecord`; raise `ReleaseRecordError` if malformed.
+
+    QIDs written with white space around them or a lower-case ``q`` are normalised and, given ``report``, listed
+    in it (`NormalisedValue`).
+    """
+    where, normalised = (source_file, index), []
+    if isinstance(value, dict) and not value.keys() & set(RECORD_FIELDS):
+        keys, expected = ", ".join(repr(key) for key in list(value)[:5]), ", ".join(RECORD_FIELDS)
+        raise ReleaseRecordError(*where, None, f"expected a JSON array or JSON Lines of mention records, found an "
+                                 f"object with keys {keys} and none of the fields {expected}")  # fmt: skip
     fields = {key: require(value, key, str, where) for key in ("Qid", "name", "description", "sentence")}
-    if not fields["Qid"].strip():
-        raise ReleaseRecordError(*where, "Qid", "empty gold Qid")
+    qid = _qid(fields["Qid"], where, "Qid", normalised)
     image = _parse_image(require(value, "image", list, where), where, "image")
-    raw_candidates = require(value, "candidates", list, where)
-    if not raw_candidates:
-        raise ReleaseRecordError(*where, "candidates", "no candidates")
-    candidates = [_parse_candidate(candidate, where, i) for i, candidate in enumerate(raw_candidates)]
+    candidates = _parse_candidates(value, where, normalised)
     topic = topic_of(image, source_file)
     if topic is None:
         raise ReleaseRecordError(
             *where, "image", f"no topic: neither the image folder nor the file name names one of {', '.join(TOPICS)}"
         )
+    if report is not None:
+        report.normalised_values.extend(normalised)
     return MentionRecord(
         topic=topic,
         index=index,
         source_file=source_file,
-        qid=fields["Qid"],
+        qid=qid,
         name=fields["name"],
         description=fields["description"],
         sentence=fields["sentence"],
@@ -263,14 +204,23 @@ def parse_record(value: Any, source_file: str, index: int) -> MentionRecord:
 def iter_file_records(
     path: Path, raw_dir: Path, *, skip_invalid: bool = False, report: BuildReport | None = None
 ) -> Iterator[MentionRecord]:
-    """Validated records of one record file; malformed ones raise or, with ``skip_invalid``, are reported."""
+    """Validated records of one record file; malformed ones raise or, with ``skip_invalid``, are reported.
+
+    A file that is a symbolic link out of ``raw_dir`` is refused as an image would be; a file holding no record
+    at all (0 bytes, ``[]``) is read as none, with a warning and an entry in ``report``.
+    """
     display_name = path.relative_to(raw_dir).as_posix()
+    count = 0
     try:
+        if not is_inside(path, raw_dir):
+            raise ReleaseRecordError(display_name, None, None, f"a link to {path.resolve()}, outside the release "
+                                     "folder; record files, like images, are only read inside it")  # fmt: skip
         for index, value in read_raw_records(path, display_name):
+            count += 1
             try:
                 if isinstance(value, ReleaseRecordError):
                     raise value
-                yield parse_record(value, display_name, index)
+                yield parse_record(value, display_name, index, report)
             except ReleaseRecordError as error:
                 if not skip_invalid:
                     raise
@@ -281,6 +231,11 @@ def iter_file_records(
             raise
         if report is not None:
             report.add_skip(error)
+        return
+    if count == 0:
+        logger.warning("Record file %s holds no record (it is empty); check that it was copied whole.", path)
+        if report is not None:
+            report.empty_files.append(display_name)
 
 
 def iter_release(

@@ -1,4 +1,7 @@
-"""The build report: every skipped record and every image that could not be used, listed, never silently lost."""
+"""The build report: every skipped record, unusable image, normalised value, duplicate and empty file, listed.
+
+Nothing a build leaves out or changes is silent: it is saved as ``build_report.json`` beside the data.
+"""
 
 from __future__ import annotations
 
@@ -49,13 +52,40 @@ class KBConflict:
 
 
 @dataclass
+class NormalisedValue:
+    """A field value read differently from how it is written, because its meaning is unambiguous (``q102``)."""
+
+    file: str
+    index: int
+    field: str
+    original: str
+    value: str
+
+
+@dataclass
+class DuplicateRecord:
+    """A mention row that repeats an earlier one (see `duplicates.duplicate_key`); ``dropped`` with
+    ``--drop-duplicates``."""
+
+    id: str
+    split: str
+    duplicate_of: str
+    duplicate_of_split: str
+    dropped: bool = False
+
+
+@dataclass
 class BuildReport:
-    """What a build skipped or could not use. ``images_ok`` counts the image cells that hold bytes."""
+    """What a build skipped, could not use or changed. ``images_ok`` counts the image cells that hold bytes;
+    ``empty_files`` are record files that hold no record at all."""
 
     skipped_records: list[SkippedRecord] = field(default_factory=list)
     image_problems: list[ImageProblem] = field(default_factory=list)
     images_ok: int = 0
     kb_conflicts: list[KBConflict] = field(default_factory=list)
+    normalised_values: list[NormalisedValue] = field(default_factory=list)
+    duplicates: list[DuplicateRecord] = field(default_factory=list)
+    empty_files: list[str] = field(default_factory=list)
 
     def add_skip(self, error: ReleaseRecordError) -> None:
         """List a record skipped because of ``error``."""
@@ -74,6 +104,9 @@ class BuildReport:
         self.image_problems.extend(other.image_problems)
         self.images_ok += other.images_ok
         self.kb_conflicts.extend(other.kb_conflicts)
+        self.normalised_values.extend(other.normalised_values)
+        self.duplicates.extend(other.duplicates)
+        self.empty_files.extend(other.empty_files)
 
     def image_problem_counts(self) -> dict[str, int]:
         """How many images are missing, unreadable or outside the folder."""
@@ -87,6 +120,9 @@ class BuildReport:
             "skipped_records": [asdict(skip) for skip in self.skipped_records],
             "image_problems": [asdict(problem) for problem in self.image_problems],
             "kb_conflicts": [asdict(conflict) for conflict in self.kb_conflicts],
+            "normalised_values": [asdict(value) for value in self.normalised_values],
+            "duplicates": [asdict(duplicate) for duplicate in self.duplicates],
+            "empty_files": list(self.empty_files),
         }
 
     @classmethod
@@ -96,11 +132,14 @@ class BuildReport:
             image_problems=[ImageProblem(**problem) for problem in data.get("image_problems", [])],
             images_ok=data.get("images_ok", 0),
             kb_conflicts=[KBConflict(**conflict) for conflict in data.get("kb_conflicts", [])],
+            normalised_values=[NormalisedValue(**value) for value in data.get("normalised_values", [])],
+            duplicates=[DuplicateRecord(**duplicate) for duplicate in data.get("duplicates", [])],
+            empty_files=list(data.get("empty_files", [])),
         )
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the report as ``build_report.json`` in ``folder``."""
-        path = Path(folder) / REPORT_FILE_NAME
+    def save(self, folder: str | os.PathLike, file_name: str = REPORT_FILE_NAME) -> Path:
+        """Write the report as ``build_report.json`` (or ``file_name``) in ``folder``."""
+        path = Path(folder) / file_name
         path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return path
 

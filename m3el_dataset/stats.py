@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from .constants import SPLITS, TOPICS
+from .duplicates import DuplicateFinder
+from .parquet_shards import iter_parquet_batches
 from .report import BuildReport
 from .rows import iter_release_rows
 from .text_formats import collapse_whitespace
@@ -104,39 +104,44 @@ class StatisticsAccumulator:
                     setattr(total, name, getattr(total, name) + value)
         if report is None:
             quality = {"missing_images": -1, "unreadable_images": -1, "outside_folder_images": -1}
-            quality["skipped_records"] = -1
+            quality.update(skipped_records=-1, duplicate_mentions=-1)
         else:
             counts = report.image_problem_counts()
             quality = {f"{status}_images": count for status, count in counts.items()}
-            quality["skipped_records"] = len(report.skipped_records)
+            quality.update(skipped_records=len(report.skipped_records), duplicate_mentions=len(report.duplicates))
         return DatasetStatistics(topics=dict(self.topics), total=total, quality=quality)
 
 
 def iter_exported_rows(folder: str | os.PathLike, columns: Iterable[str] = STATS_COLUMNS) -> Iterator[dict]:
-    """Stream the mention rows of an exported folder (``data/<topic>/<split>-*.parquet``), batch by batch."""
-    shards = sorted(Path(folder).glob("data/*/*.parquet"))
-    if not shards:
-        raise FileNotFoundError(f"No Parquet shards in {folder}/data: give a folder that 'm3el-dataset build' wrote.")
-    for shard in shards:
-        for batch in pq.ParquetFile(shard).iter_batches(batch_size=256, columns=list(columns)):
+    """Stream the mention rows of an exported folder (``data/<group>/<split>-*.parquet``), batch by batch; a
+    folder of another layout raises `NotM3ELLayoutError`, a damaged shard ``ValueError`` naming it."""
+    from .hub_folder import check_m3el_layout  # it reads the card module, which imports this one
+
+    for shard in check_m3el_layout(folder):
+        for batch in iter_parquet_batches(shard, columns):
             yield from batch.to_pylist()
 
 
 def compute_statistics(path: str | os.PathLike, *, skip_invalid: bool = False) -> DatasetStatistics:
-    """Statistics of an exported folder (it has ``data/``) or of a raw release folder."""
+    """Statistics of an exported folder (it has ``data/``) or of a raw release folder.
+
+    A raw release gets the build's checks: skipped records, image problems and duplicates are counted.
+    """
+    from .hub_folder import check_m3el_layout, holds_a_dataset  # see iter_exported_rows
+
     path = Path(path)
-    if (path / "data").is_dir() and any((path / "data").glob("*/*.parquet")):
-        folders = {shard.parent.name for shard in (path / "data").glob("*/*.parquet")}
+    if holds_a_dataset(path):
+        folders = {shard.parent.name for shard in check_m3el_layout(path)}
         # M3EL's topics in the paper's order; a converted peer dataset's groups as found.
-        groups = TOPICS if folders <= set(TOPICS) else tuple(sorted(folders))
-        accumulator = StatisticsAccumulator(groups)
-        report = BuildReport.load(path)
+        accumulator = StatisticsAccumulator(TOPICS if folders <= set(TOPICS) else tuple(sorted(folders)))
         for row in iter_exported_rows(path):
             accumulator.add(row)
-        return accumulator.result(report)
+        return accumulator.result(BuildReport.load(path))
     report = BuildReport()
     accumulator = StatisticsAccumulator()
+    duplicates = DuplicateFinder(report)
     for row in iter_release_rows(path, skip_invalid=skip_invalid, report=report):
+        duplicates.keep(row)  # counted, as the build counts them
         accumulator.add(row)
     return accumulator.result(report)
 

@@ -66,7 +66,7 @@ def test_wrong_paths_and_sizes_are_clear_errors(tmp_path, capsys):
         main(["build", str(SAMPLE_DIR), str(tmp_path / "hub"), "--max-shard-size", "lots"])
     assert "invalid size 'lots'" in capsys.readouterr().err
     assert main(["push", str(tmp_path), "me/m3el", "--dry-run"]) == 2
-    assert "not an exported M3EL folder" in capsys.readouterr().err
+    assert "is not an M3EL-layout folder: it has no README.md" in capsys.readouterr().err
 
 
 def test_push_dry_run_lists_what_would_be_sent(tmp_path, capsys):

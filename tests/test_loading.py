@@ -83,11 +83,12 @@ def test_a_missing_split_names_the_dataset_and_the_split(exported):
 
 
 def test_a_folder_not_in_m3el_layout_is_named(tmp_path):
-    (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"text": ["a", "b"]}), tmp_path / "data" / "test.parquet")
-    card = "---\nconfigs:\n- config_name: mentions\n  data_files:\n  - split: test\n    path: data/test.parquet\n---\n"
+    (tmp_path / "data" / "x").mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["a", "b"]}), tmp_path / "data" / "x" / "test.parquet")
+    card = "---\nconfigs:\n- config_name: mentions\n  data_files:\n  - split: test\n    path: data/x/test.parquet\n"
+    card += "---\n"
     (tmp_path / "README.md").write_text(card)
-    with pytest.raises(ValueError, match=r"of .*\(split 'test'\) has no column \['id', .*it is not in M3EL's layout"):
+    with pytest.raises(ValueError, match=r"not an M3EL-layout folder: its shard data/x/test.parquet has no column id"):
         open_split(str(tmp_path), MENTIONS_CONFIG, "test")
 
 

@@ -105,7 +105,7 @@ def test_a_bad_byte_in_json_lines_costs_its_record_only(tmp_path):
 
 
 def test_json_arrays_stream_across_read_chunks(tmp_path, monkeypatch):
-    import m3el_dataset.release as release_module
+    import m3el_dataset.json_records as release_module
 
     small_release(tmp_path, per_topic=4).write()
     whole = [(r.id, r.candidates) for r in iter_release(tmp_path)]

@@ -25,11 +25,10 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver, ImageStatus, LoadedImage, too_large
+from ..parquet_shards import iter_parquet_batches
 from ..release import ReleaseRecordError, read_raw_records, require
 from ..report import BuildReport
 from .common import KBEntity, image_resolver, mention_row, peer_layout, source_folder, tasks_for
@@ -82,7 +81,7 @@ def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report
     for path in files:
         file = path.relative_to(src).as_posix()
         index = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=32, columns=["image", "prompt"]):
+        for batch in iter_parquet_batches(path, ["image", "prompt"], batch_size=32):  # a damaged file is named
             for value in batch.to_pylist():
                 try:
                     prompt = require(value, "prompt", str, (file, index))
