@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from accelerate import PartialState
 from transformers import HfArgumentParser
 
 from m3el_benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     model_args, data_args, training_args = parse_arguments(argv)
     result = CLIPNDTrainer(model_args, data_args, training_args).train()
     logger.info("Saved CLIP-ND to %s (best validation ACC: %s)", result.output_dir, result.validation_accuracy)
+    if argv is None:  # the script owns its processes: end the process group it started (a caller's stays)
+        PartialState().destroy_process_group()
     return result
 
 

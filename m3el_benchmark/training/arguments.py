@@ -104,6 +104,13 @@ class TrainingArguments:
     checkpointing_steps: int = field(default=0, metadata={"help": "Resumable checkpoint every N steps (0: off)."})
     checkpoints_total_limit: int = field(default=2, metadata={"help": "Complete checkpoints kept on disk."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last complete checkpoint."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Delete an earlier run's checkpoints in --output_dir instead of refusing."}
+    )
+    allow_changed_arguments: bool = field(
+        default=False,
+        metadata={"help": "With --resume: continue although arguments that shape the results differ from the run's."},
+    )
     early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without a better val. ACC (0: off)."})
     lora_r: int = field(default=0, metadata={"help": "Train a LoRA adapter of this rank instead of the whole model."})
     lora_alpha: int = 16

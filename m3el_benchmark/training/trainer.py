@@ -9,7 +9,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -21,10 +21,19 @@ from transformers import get_scheduler
 
 from ..model_card import build_model_card
 from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
-from .checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpointing import (
+    TrainerState,
+    changed_arguments,
+    describe_changes,
+    latest_checkpoint,
+    resume_state,
+    save_checkpoint,
+)
 from .data import EpochPermutationSampler, MentionEntityPairs, PairCollator, check_trainable, open_training_split
 from .initialization import apply_lora, build_model, parameter_groups
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
+from .run_folder import RunFolderLock, claim_checkpoints
+from .tracking import trackers
 from .validation import evaluate_accuracy
 
 logger = logging.getLogger(__name__)
@@ -49,19 +58,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _trackers(report_to: str) -> list[str]:
-    if report_to == "none":
-        return []
-    if report_to != "auto":
-        return [report_to]
-    try:
-        import tensorboard  # noqa: F401
-
-        return ["tensorboard"]
-    except ImportError:
-        return []
-
-
 class CLIPNDTrainer:
     """Trains a CLIP-ND model under `accelerate` (one GPU to many nodes, or CPU processes).
 
@@ -76,11 +72,25 @@ class CLIPNDTrainer:
         self.accelerator = Accelerator(
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             mixed_precision=args.mixed_precision,
-            log_with=_trackers(args.report_to) or None,
+            log_with=trackers(args.report_to) or None,
             project_dir=str(self.output_dir),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         set_seed(args.seed)
+        self.changed_arguments: dict[str, tuple] = {}  # set by a resume with --allow_changed_arguments
+        self.lock = RunFolderLock(self.output_dir)
+        if self.accelerator.is_main_process:
+            self.lock.acquire()
+        try:
+            self._set_up()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _set_up(self) -> None:
+        model_args, data_args, args = self.model_args, self.data_args, self.args
+        if self.accelerator.is_main_process:
+            claim_checkpoints(self.output_dir, resume=args.resume, overwrite=args.overwrite_output_dir)
         self._check_negatives()
         with self.accelerator.main_process_first():  # the main process may export a raw release and build the cache
             train_rows = open_training_split(data_args, data_args.train_split)
@@ -97,7 +107,7 @@ class CLIPNDTrainer:
         self._build_loaders(train_rows, validation_rows)
         self._prepare_optimization()
         self.loss_fn = GatheredContrastiveLoss(gather=args.gather_features)
-        self.state = TrainerState()
+        self.state = TrainerState(arguments=self._flat_arguments())
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _check_negatives(self) -> None:
@@ -168,24 +178,26 @@ class CLIPNDTrainer:
     # ----------------------------------------------------------------------------------------------- training
     def train(self) -> TrainResult:
         """Run until ``max_steps`` or the last epoch (or early stopping); return the saved model's folder."""
-        if self.args.resume:
-            self._resume()
-        self.accelerator.init_trackers("clip_nd", config=self._flat_arguments())
-        progress = tqdm(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
-                        disable=not self.accelerator.is_local_main_process)  # fmt: skip
-        self._last_log = (time.perf_counter(), self.state.step)
-        stop = False
-        while self.state.step < self.total_steps and not stop:
-            epoch_finished = self._train_epoch(progress)
-            if epoch_finished or self.state.step >= self.total_steps:
-                stop = self._end_of_epoch()
-        progress.close()
+        try:
+            if self.args.resume:
+                self._resume()
+            self.accelerator.init_trackers("clip_nd", config=self._flat_arguments())
+            progress = tqdm(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
+                            disable=not self.accelerator.is_local_main_process)  # fmt: skip
+            self._last_log = (time.perf_counter(), self.state.step)
+            stop = False
+            while self.state.step < self.total_steps and not stop:
+                epoch_finished = self._train_epoch(progress)
+                if epoch_finished or self.state.step >= self.total_steps:
+                    stop = self._end_of_epoch()
+            progress.close()
+            if self.validation_loader is None:
+                self._save_model()
+        finally:  # a failed or interrupted run frees its folder too
+            self._finish()
         undecodable = int(self.accelerator.reduce(torch.tensor(self.state.undecodable_images), reduction="sum"))
         if undecodable:
             logger.warning("%d images failed to decode during training; they counted as missing.", undecodable)
-        if self.validation_loader is None:
-            self._save_model()
-        self.accelerator.end_training()
         return TrainResult(self.output_dir, self.state.best_accuracy, self.state.step, undecodable, self.state.history)
 
     def _train_epoch(self, progress) -> bool:
@@ -245,9 +257,16 @@ class CLIPNDTrainer:
             self._diverged(f"{len(bad)} parameter tensors (e.g. {bad[0]}) are NaN or infinite after step "
                            f"{self.state.step}; they were not saved")  # fmt: skip
 
+    def _finish(self) -> None:
+        """End the trackers and free the output folder. The process group stays: it belongs to the process (a
+        benchmark run keeps using it after training), and ends with it."""
+        for tracker in self.accelerator.trackers:
+            tracker.finish()
+        self.accelerator.trackers.clear()
+        self.lock.release()
+
     def _diverged(self, what: str) -> None:
         latest = latest_checkpoint(self.output_dir)
-        self.accelerator.end_training()
         raise TrainingDivergedError(
             f"{what}. The last good checkpoint is {latest or 'none (none written yet)'}: lower --learning_rate or "
             "check those mentions, then continue with --resume."
@@ -302,11 +321,20 @@ class CLIPNDTrainer:
 
     # ------------------------------------------------------------------------------------------------ saving
     def _resume(self) -> None:
-        path = latest_checkpoint(self.output_dir)
-        if path is None:
+        """Continue from the newest loadable checkpoint, if the arguments that shape the results are those it ran."""
+        found = resume_state(self.accelerator, self.output_dir)
+        if found is None:
             logger.warning("--resume: no complete checkpoint in %s; starting from step 0.", self.output_dir)
             return
-        self.state = load_checkpoint(self.accelerator, path)
+        state, path = found
+        self.changed_arguments = changed_arguments(state.arguments, self.state.arguments)
+        if self.changed_arguments and not self.args.allow_changed_arguments:
+            raise ValueError(
+                f"--resume: {path} was trained with other arguments: {describe_changes(self.changed_arguments)}. "
+                "Resume with the same arguments, or pass --allow_changed_arguments to continue anyway (the saved "
+                "config and card then record the earlier values)."
+            )
+        self.state = replace(state, arguments=self.state.arguments)
         logger.info("Resumed from %s (step %d, epoch %d)", path, self.state.step, self.state.epoch)
 
     def _flat_arguments(self) -> dict:
@@ -350,6 +378,8 @@ class CLIPNDTrainer:
         if self.accelerator.is_main_process:
             model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved
             ran = {**self._flat_arguments(), "num_processes": self.accelerator.num_processes}
+            if self.changed_arguments:  # what the resumed checkpoint was trained with, before the change
+                ran["changed_on_resume"] = {name: old for name, (old, _) in self.changed_arguments.items()}
             model.config.training_arguments = ran  # what ran (not the defaults): saved in config, shown on the card
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
