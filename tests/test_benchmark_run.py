@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from accelerate import Accelerator
 from tiny_baselines import save_all_tiny_models
 
@@ -258,3 +259,22 @@ def test_a_rerun_replaces_the_earlier_runs_outputs(tiny_models, sample_dataset, 
     assert tables == sorted([*expected, "tables.md"])
     assert {record["task"] for record in json.loads((out / "results.json").read_text())["results"]} == {"Im-Ie"}
     assert result.results["results"] and not (out / ".staging-outputs").exists()
+
+
+def test_a_model_returning_nan_is_reported_as_such_not_as_undecodable_images(
+    tiny_models, sample_dataset, tmp_path, caplog, monkeypatch
+):
+    from m3el_benchmark.baselines.dual_encoder import DualEncoderAdapter
+
+    monkeypatch.setattr(DualEncoderAdapter, "encode_images", lambda self, batch: torch.full(
+        (len(batch["pixel_values"]), 1, 8), float("nan")))  # fmt: skip
+    mentions = load_mentions(sample_dataset, ["test"], text_formats=["M-S1"])
+    adapter = load_adapter(ModelRequest("CLIP", str(tiny_models["CLIP"])))
+    settings = settings_for(["Im-Ie"], ["M-S1"])
+    with caplog.at_level("WARNING"):
+        runs = [evaluate_model(adapter, mentions, settings, Accelerator(cpu=True), EncodingSettings(num_workers=0),
+                               tmp_path / "cache", ["M-S1"]) for _ in range(2)]  # fmt: skip
+    for run in runs:  # cold and warm: nothing non-finite was cached, so the warm run meets it again
+        images = run.encoding["image"]
+        assert run.undecodable_images == 0 and images.undecodable == 0 and images.non_finite == images.unique
+    assert "CLIP returned NaN or infinite embeddings for" in caplog.text

@@ -78,13 +78,16 @@ class EncodingStats:
     """Work done for one kind of input of one model (summed over processes).
 
     ``encoded`` counts rows passed to the adapter's encode method; ``cached`` usable embeddings read from the cache;
-    ``undecodable`` inputs without embedding (undecodable now, or cached as a NaN row by an earlier run).
+    ``undecodable`` inputs without embedding (undecodable now, or cached as a NaN row by an earlier run);
+    ``non_finite`` encoded inputs whose embedding the model returned NaN or infinite (scored as missing, never cached,
+    and not counted as undecodable: the model is at fault, not the input).
     """
 
     unique: int = 0
     encoded: int = 0
     cached: int = 0
     undecodable: int = 0
+    non_finite: int = 0
     seconds: float = 0.0
 
     @property
@@ -103,11 +106,13 @@ class EncodingSettings:
 
 @dataclass
 class EmbeddingTable:
-    """Embeddings of unique inputs: row ``index[key]`` of ``embeddings`` (float32, ``(n, num_vectors, dim)``)."""
+    """Embeddings of unique inputs: row ``index[key]`` of ``embeddings`` (float32, ``(n, num_vectors, dim)``), NaN
+    rows for the ``undecodable`` keys and for those whose embedding the model returned non-finite."""
 
     index: dict[str, int]
     embeddings: torch.Tensor
     stats: EncodingStats = field(default_factory=EncodingStats)
+    undecodable: set[str] = field(default_factory=set)
 
 
 def _batch_rows(inputs: Mapping[str, torch.Tensor]) -> int:
@@ -176,14 +181,25 @@ def encode_unique(
     shapes = [vectors.shape[1:] for vectors, _, _ in pieces if len(vectors)] + [v.shape for v in found.values()]
     shape = tuple(shapes[0]) if shapes else tuple(fallback_shape)
     fresh = interleave([_expand(vectors, mask, shape) for vectors, mask, _ in pieces], len(todo))
+    decoded = interleave([mask for _, mask, _ in pieces], len(todo)) if todo else np.zeros(0, dtype=bool)
+    non_finite = decoded & ~np.isfinite(fresh).all(axis=tuple(range(1, fresh.ndim)))
+    fresh[non_finite] = np.nan  # scored as missing, like an undecodable input
+    if non_finite.any():
+        logger.warning(
+            "%s returned NaN or infinite embeddings for %d of %d %ss; they score as missing and are not cached. "
+            "Check the model (weights, dtype).", adapter.info.name, int(non_finite.sum()), len(todo), kind,
+        )  # fmt: skip
     if accelerator.is_main_process:
-        cache.save(kind, todo, fresh)
-    cached_nan = sum(bool(np.isnan(vector).all()) for vector in found.values())  # undecodable in an earlier run
+        keep = [row for row in range(len(todo)) if not non_finite[row]]
+        cache.save(kind, [todo[row] for row in keep], fresh[keep])
+    cached_nan = {key for key, vector in found.items() if np.isnan(vector).all()}  # undecodable in an earlier run
+    undecodable = {key for row, key in enumerate(todo) if not decoded[row]} | cached_nan
     stats = EncodingStats(
         unique=len(keys),
         encoded=sum(passed for _, _, passed in pieces),
-        cached=len(found) - cached_nan,
-        undecodable=sum(int((~mask).sum()) for _, mask, _ in pieces) + cached_nan,
+        cached=len(found) - len(cached_nan),
+        undecodable=len(undecodable),
+        non_finite=int(non_finite.sum()),
     )
     embeddings = np.full((len(keys), *shape), np.nan, dtype=np.float32)
     index = {key: row for row, key in enumerate(keys)}
@@ -192,4 +208,4 @@ def encode_unique(
     for row, key in enumerate(todo):
         embeddings[index[key]] = fresh[row]
     stats.seconds = time.perf_counter() - start
-    return EmbeddingTable(index, torch.from_numpy(embeddings), stats)
+    return EmbeddingTable(index, torch.from_numpy(embeddings), stats, undecodable)

@@ -166,12 +166,8 @@ def evaluate_model(
     protocol = "candidates" if kb is None else "kb"
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
     figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
-    undecodable: set[str] = set()
-    for kind in (IMAGE, PAIR):
-        if kind in tables:
-            nan_rows = tables[kind].embeddings.isnan().flatten(1).all(dim=1).tolist()
-            keys = [key for key, row in tables[kind].index.items() if nan_rows[row]]
-            undecodable.update(key.split("+")[-1] for key in keys)  # a pair key ends with its image key
+    undecodable = {key.split("+")[-1] for kind in (IMAGE, PAIR) if kind in tables  # a pair key ends with its image's
+                   for key in tables[kind].undecodable}  # fmt: skip
     return ModelEvaluation(
         info=adapter.info,
         records=_records(
@@ -189,7 +185,7 @@ def merge_evaluations(evaluations: Sequence[ModelEvaluation]) -> ModelEvaluation
     for evaluation in evaluations:
         for kind, stats in evaluation.encoding.items():
             total = encoding.setdefault(kind, EncodingStats())
-            for name in ("unique", "encoded", "cached", "undecodable", "seconds"):
+            for name in ("unique", "encoded", "cached", "undecodable", "non_finite", "seconds"):
                 setattr(total, name, getattr(total, name) + getattr(stats, name))
     return ModelEvaluation(
         info=evaluations[0].info,

@@ -85,6 +85,10 @@ def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayou
         cells = [model["name"], model["fusion"], unique, passes, hits, f"{model['pass_ratio']:.2f}",
                  model["undecodable_images"], f"{model['seconds']:.1f}"]  # fmt: skip
         lines.append("| " + " | ".join(map(str, cells)) + " |")
+    for model in results["models"]:
+        if model["non_finite_embeddings"]:
+            lines.append(f"\n{model['name']} returned {model['non_finite_embeddings']} NaN or infinite embeddings; "
+                         "those inputs scored as missing (see the log).")  # fmt: skip
     if results["skipped_models"]:
         lines.append("\nSkipped models:")
         lines += [f"- {name}: {reason}" for name, reason in results["skipped_models"].items()]

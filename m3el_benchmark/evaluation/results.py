@@ -46,12 +46,14 @@ def model_summary(evaluation: ModelEvaluation) -> dict[str, Any]:
                 "encoder_passes": s.encoded,
                 "cache_hits": s.cached,
                 "undecodable": s.undecodable,
+                "non_finite_embeddings": s.non_finite,
                 "seconds": round(s.seconds, 3),
             }
             for kind, s in evaluation.encoding.items()
         },  # fmt: skip
         "pass_ratio": evaluation.pass_ratio,
         "undecodable_images": evaluation.undecodable_images,
+        "non_finite_embeddings": sum(s.non_finite for s in evaluation.encoding.values()),
         "seconds": round(evaluation.seconds, 3),
     }
 
