@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -165,10 +165,15 @@ def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
     known, _ = parser.parse_known_args(argv)
     config_path = bundled_config(known.config)
     values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    names = {name for name in BenchmarkArguments.__dataclass_fields__}
-    unknown = sorted(set(values) - names)
+    if not isinstance(values, dict):
+        raise ValueError(f"{config_path} must be a YAML mapping of argument names to values, got {values!r}.")
+    fields = BenchmarkArguments.__dataclass_fields__
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"Unknown keys {unknown} in {config_path}; valid keys: {', '.join(sorted(names))}.")
+        raise ValueError(f"Unknown keys {unknown} in {config_path}; valid keys: {', '.join(sorted(fields))}.")
+    for name, value in values.items():  # `tasks: ITm-ITe` means the list [ITm-ITe], not its characters
+        if isinstance(value, str) and fields[name].default_factory is not MISSING:
+            values[name] = [value]
     parser.set_defaults(**values)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args

@@ -278,3 +278,16 @@ def test_a_model_returning_nan_is_reported_as_such_not_as_undecodable_images(
         images = run.encoding["image"]
         assert run.undecodable_images == 0 and images.undecodable == 0 and images.non_finite == images.unique
     assert "CLIP returned NaN or infinite embeddings for" in caplog.text
+
+
+def test_a_single_value_in_the_yaml_config_is_a_one_item_list(tmp_path):
+    from m3el_benchmark.run import parse_arguments
+
+    config = tmp_path / "run.yaml"
+    config.write_text("tasks: ITm-ITe\nheadline_task: ITm-ITe\ntext_formats: M-S\nheadline_format: M-S\n"
+                      "models: CLIP\n")
+    args = parse_arguments(["--config", str(config)])
+    assert (args.tasks, args.text_formats, args.models) == (["ITm-ITe"], ["M-S"], ["CLIP"])
+    config.write_text("- tasks\n")
+    with pytest.raises(ValueError, match=r"run.yaml must be a YAML mapping of argument names"):
+        parse_arguments(["--config", str(config)])
