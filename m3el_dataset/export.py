@@ -204,13 +204,15 @@ def _write_shards(
     for entity in candidates_kb.finish():
         kb_writer.write(entity)
     num_entities = len(candidates_kb)
-    if kb_entities is not None:
-        seen: set[str] = set()
-        for entity in tqdm(kb_entities, desc=f"Building {layout.name} knowledge base", unit=" entities"):
-            if entity["qid"] not in seen:
-                seen.add(entity["qid"])
-                kb_writer.write(entity)
-        num_entities = len(seen)
+    if kb_entities is not None:  # a converter's own knowledge base: each entity once, conflicting copies listed
+        given_kb = KnowledgeBaseCollector(report)
+        entities = tqdm(kb_entities, desc=f"Building {layout.name} knowledge base", unit=" entities")
+        for index, entity in enumerate(entities):
+            for ready in given_kb.add_entities([entity], f"knowledge-base entry {index}"):
+                kb_writer.write(ready)
+        for entity in given_kb.finish():
+            kb_writer.write(entity)
+        num_entities = len(given_kb)
     shards = [path for writer in writers.values() for path in writer.close()] + kb_writer.close()
     return _Written(accumulator, shards, num_entities, {key: writer.num_rows for key, writer in writers.items()})
 

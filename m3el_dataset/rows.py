@@ -10,7 +10,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -177,7 +177,7 @@ class _KeptEntity:
 
 
 class KnowledgeBaseCollector:
-    """Each entity once, from the candidates of streamed mention rows.
+    """Each entity once, from the candidates of streamed mention rows (or from a converter's own knowledge base).
 
     The release stores a copy of every candidate image per mention folder, and a user's copy can lack some of
     them: an entity is emitted at its first occurrence with a usable image, and only if it never has one, at the
@@ -196,12 +196,16 @@ class KnowledgeBaseCollector:
         self._conflicts = 0
 
     def add(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        """The entities of ``row`` to write now."""
+        """The entities of ``row``'s candidates to write now."""
+        return self.add_entities(kb_rows(row), row["id"])
+
+    def add_entities(self, entities: Iterable[dict[str, Any]], record: str) -> list[dict[str, Any]]:
+        """The entities (rows of `KB_FEATURES`, read from ``record``) to write now."""
         ready = []
-        for entity in kb_rows(row):
+        for entity in entities:
             qid = entity["qid"]
             image = hashlib.sha256(entity["image"]["bytes"]).digest() if entity["image"] is not None else None
-            seen = _KeptEntity(row["id"], entity["name"], entity["description"], image)
+            seen = _KeptEntity(record, entity["name"], entity["description"], image)
             kept = self._kept.setdefault(qid, seen)
             if kept is seen or (qid in self._without_image and image is not None):
                 # First occurrence, or the first one with a usable image, which replaces the image-less copy.

@@ -63,3 +63,23 @@ def test_build_report_lists_kb_conflicts(tmp_path):
         {"qid": "Q204328", "fields": ["image"], "kept_record": "movies-000000", "record_id": "movies-000001"},
     ]
     assert result.num_kb_entities == 3
+
+
+def test_a_converters_own_knowledge_base_lists_conflicting_copies(tmp_path):
+    """A knowledge base a converter gives (MIMIC, WIKIPerson) goes through the same collector: nothing is dropped
+    silently."""
+    from m3el_dataset.card import M3EL_LAYOUT
+    from m3el_dataset.export import export_rows
+    from m3el_dataset.rows import iter_release_rows
+
+    release = FakeRelease(tmp_path / "raw")
+    release.add("movies")
+    release.write()
+    entity = {"qid": "Q1", "name": "One", "description": "first", "text": "One: first", "image": None}
+    kb = [entity, {**entity, "description": "second", "text": "One: second"}, {**entity, "qid": "Q2"}]
+    report = BuildReport()
+    result = export_rows(iter_release_rows(tmp_path / "raw"), tmp_path / "hub", M3EL_LAYOUT, ExportConfig(),
+                         report=report, kb_entities=kb, source=tmp_path / "raw")  # fmt: skip
+    assert result.num_kb_entities == 2
+    entries = ("knowledge-base entry 0", "knowledge-base entry 1")
+    assert report.kb_conflicts == [KBConflict("Q1", ["description"], *entries)]
