@@ -116,7 +116,11 @@ class TrainingArguments:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     save_merged: bool = field(default=True, metadata={"help": "With LoRA: save the merged CLIP-ND, else the adapter."})
-    report_to: str = field(default="auto", metadata={"help": "Tracker: 'auto' (tensorboard if installed) or 'none'."})
+    report_to: str = field(
+        default="auto",
+        metadata={"help": "'none', 'auto' (tensorboard if installed) or trackers joined by ',': tensorboard, wandb, "
+                          "mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio (a missing one is an error)."},
+    )
 
     def __post_init__(self):
         if self.lr_scheduler_type not in ("constant", "cosine"):
