@@ -38,6 +38,7 @@ from m3el_benchmark.baselines import (
     not_available_message,
     parse_model_spec,
 )
+from m3el_benchmark.cli import package_version, run_cli
 from m3el_benchmark.evaluation.data import (
     KnowledgeBase,
     MentionTable,
@@ -162,6 +163,7 @@ def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
     """Read ``--config`` (YAML; the sample's by default), then let the other command-line arguments override it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(BenchmarkArguments)
+    parser.add_argument("--version", action="version", version=f"m3el {package_version()}")
     known, _ = parser.parse_known_args(argv)
     config_path = bundled_config(known.config)
     values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
@@ -314,5 +316,10 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     return result
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The ``m3el-benchmark`` console script: `main`, with a user's mistake printed as one line (exit status 2)."""
+    return run_cli("m3el-benchmark", main, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

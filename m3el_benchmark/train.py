@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from accelerate import PartialState
 from transformers import HfArgumentParser
 
+from m3el_benchmark.cli import package_version, run_cli
 from m3el_benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
 from m3el_benchmark.training.trainer import CLIPNDTrainer, TrainResult
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 def parse_arguments(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse the command line, or a single ``.yaml``/``.json`` file holding the same arguments."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser.add_argument("--version", action="version", version=f"m3el {package_version()}")
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
         return parser.parse_yaml_file(argv[0])
@@ -46,5 +48,10 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     return result
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The ``m3el-train`` console script: `main`, with a user's mistake printed as one line (exit status 2)."""
+    return run_cli("m3el-train", main, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

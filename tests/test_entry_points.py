@@ -1,0 +1,35 @@
+"""The console scripts: m3el-train and m3el-benchmark beside m3el-dataset, --version, and one-line user errors."""
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from m3el_benchmark import run, train
+from m3el_benchmark.cli import package_version
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_setup_declares_the_three_console_scripts():
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    lines = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    scripts = dict(line.split(" = ") for line in lines)
+    assert scripts == {"m3el-dataset": "m3el_dataset.cli:main", "m3el-train": "m3el_benchmark.train:cli",
+                       "m3el-benchmark": "m3el_benchmark.run:cli"}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", ["m3el_benchmark.train", "m3el_benchmark.run"])
+def test_version(module):
+    completed = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, cwd=REPO)
+    assert completed.returncode == 0 and completed.stdout.strip() == f"m3el {package_version()}"
+
+
+def test_a_users_mistake_is_one_line_and_exit_status_2(tmp_path, capsys):
+    assert train.cli(["--task", "nope", "--output_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().startswith("m3el-train: error: Unknown task 'nope'; choose one of Tm-Te")
+    assert run.cli(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "m3el-benchmark: error: Config file" in capsys.readouterr().err
