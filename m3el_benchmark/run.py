@@ -162,9 +162,7 @@ def bundled_config(config: str) -> Path:
 def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
     """Read ``--config`` (YAML; the sample's by default), then let the other command-line arguments override it."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(BenchmarkArguments)
-    parser.add_argument("--version", action="version", version=f"m3el {package_version()}")
-    known, _ = parser.parse_known_args(argv)
+    known, _ = HfArgumentParser(BenchmarkArguments, add_help=False).parse_known_args(argv)
     config_path = bundled_config(known.config)
     values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict):
@@ -176,6 +174,8 @@ def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
     for name, value in values.items():  # `tasks: ITm-ITe` means the list [ITm-ITe], not its characters
         if isinstance(value, str) and fields[name].default_factory is not MISSING:
             values[name] = [value]
+    parser = HfArgumentParser(BenchmarkArguments)  # --help shows the defaults of this run: the config's values
+    parser.add_argument("--version", action="version", version=f"m3el {package_version()}")
     parser.set_defaults(**values)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args

@@ -33,3 +33,17 @@ def test_a_users_mistake_is_one_line_and_exit_status_2(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("m3el-train: error: Unknown task 'nope'; choose one of Tm-Te")
     assert run.cli(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert "m3el-benchmark: error: Config file" in capsys.readouterr().err
+
+
+def test_benchmark_help_shows_the_defaults_a_bare_run_uses(capsys):
+    """A bare run reads the sample's config: --help shows its values, not the dataclass's."""
+    args = run.parse_arguments([])
+    with pytest.raises(SystemExit):
+        run.parse_arguments(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert args.train_tiny is True and args.dataset == "sample"  # the sample config's values
+    for flag, value in (("--train_tiny", args.train_tiny), ("--dataset", args.dataset),
+                        ("--output_dir", args.output_dir), ("--train_max_steps", args.train_max_steps)):  # fmt: skip
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{flag} "))
+        end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  -"))
+        assert f"(default: {value})" in " ".join(" ".join(lines[start:end]).split()), flag
