@@ -65,6 +65,25 @@ CITATIONS: dict[str, str] = {
   booktitle = {ACL},
   year      = {2022}
 }""",
+    "melbench": """@inproceedings{zhou2021weibo,
+  title     = {Weibo-MEL, Wikidata-MEL and Richpedia-MEL: Multimodal Entity Linking Benchmark Datasets},
+  author    = {Zhou, Xingchen and Wang, Peng and Li, Guozheng and Xie, Jiafeng and Wu, Jiangheng},
+  booktitle = {Knowledge Graph and Semantic Computing: Knowledge Graph Empowers New Infrastructure Construction
+               (CCKS 2021)},
+  series    = {Communications in Computer and Information Science},
+  volume    = {1466},
+  pages     = {315--320},
+  publisher = {Springer},
+  year      = {2021}
+}""",
+    "ghmfc": """@inproceedings{wang2022ghmfc,
+  title     = {Multimodal Entity Linking with Gated Hierarchical Fusion and Contrastive Training},
+  author    = {Wang, Peng and Wu, Jiangheng and Chen, Xiaohang},
+  booktitle = {Proceedings of the 45th International ACM SIGIR Conference on Research and Development in
+               Information Retrieval},
+  pages     = {938--948},
+  year      = {2022}
+}""",
     "wikiperson": """@article{sun2022VNEL,
   title   = {Visual Named Entity Linking: A New Dataset and A Baseline},
   author  = {Sun, Wen and Fan, Yixing and Guo, Jiafeng and Zhang, Ruqing and Cheng, Xueqi},

@@ -28,9 +28,9 @@ STATS_COLUMNS = (
 
 @dataclass
 class TopicStatistics:
-    """Counts for one topic (or for all of them)."""
+    """Counts for one topic (or for all of them); ``documents`` is None (n/a) where no mention has a text context."""
 
-    documents: int = 0
+    documents: int | None = 0
     mentions: int = 0
     candidates: int = 0
     images: int = 0
@@ -73,8 +73,10 @@ class StatisticsAccumulator:
         stats.splits[row["split"]] = stats.splits.get(row["split"], 0) + 1
         stats.candidates += len(row["candidate_qids"])
         stats.images += sum(cell is not None for cell in [row["mention_image"], *row["candidate_images"]])
-        # A document is a distinct context: several mentions of the paper's Table 3 share one.
-        self._documents[row["topic"]].add(hashlib.blake2b(row["sentence"].encode(), digest_size=12).digest())
+        # A document is a distinct context: several mentions of the paper's Table 3 share one. An image-only
+        # mention has none (its empty sentence is no document), so an image-only dataset counts n/a, not 1.
+        if row["sentence"]:
+            self._documents[row["topic"]].add(hashlib.blake2b(row["sentence"].encode(), digest_size=12).digest())
         label = row["label"]
         if label < 0:
             stats.gold_absent += 1
@@ -95,13 +97,14 @@ class StatisticsAccumulator:
         """The statistics so far, with the quality counts of ``report`` (``-1`` where no report is known)."""
         total = TopicStatistics()
         for topic, stats in self.topics.items():
-            stats.documents = len(self._documents[topic])
+            stats.documents = _documents(len(self._documents[topic]), stats.mentions)
             for name, value in asdict(stats).items():
                 if name == "splits":
                     for split, count in value.items():
                         total.splits[split] = total.splits.get(split, 0) + count
-                else:
+                elif name != "documents":
                     setattr(total, name, getattr(total, name) + value)
+        total.documents = _documents(sum(map(len, self._documents.values())), total.mentions)
         if report is None:
             quality = {"missing_images": -1, "unreadable_images": -1, "outside_folder_images": -1}
             quality.update(skipped_records=-1, duplicate_mentions=-1)
@@ -146,6 +149,15 @@ def compute_statistics(path: str | os.PathLike, *, skip_invalid: bool = False) -
     return accumulator.result(report)
 
 
+def _documents(distinct_contexts: int, mentions: int) -> int | None:
+    """The documents of mentions with ``distinct_contexts`` non-empty contexts: None (n/a) when mentions have none."""
+    return None if mentions and not distinct_contexts else distinct_contexts
+
+
+def _count(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
@@ -159,7 +171,7 @@ def format_statistics(stats: DatasetStatistics) -> str:
     ]
     for name, topic in rows:
         counts = [topic.documents, topic.mentions, topic.candidates, topic.images, *topic.splits.values()]
-        lines.append(f"| {name} | " + " | ".join(f"{count:,}" for count in counts) + " |")
+        lines.append(f"| {name} | " + " | ".join(map(_count, counts)) + " |")
     lines += ["", "| Topic | Gold first | Gold elsewhere | Gold absent | Surface ≠ gold name | Image = gold's |"]
     lines.append("|---|---|---|---|---|---|")
     for name, topic in rows:
@@ -173,7 +185,8 @@ def format_statistics(stats: DatasetStatistics) -> str:
         lines.append(f"| {name} | " + " | ".join(shares) + " |")
     lines += ["", "Data quality: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.quality.items())]
     lines.append(
-        "(surface and image shares are among mentions whose gold is a candidate and that have both names, or both "
+        "(documents are distinct mention contexts, n/a when no mention has one, as in an image-only dataset; "
+        "surface and image shares are among mentions whose gold is a candidate and that have both names, or both "
         "images; n/a: none has; -1: no build report found)"
     )
     return "\n".join(lines)

@@ -163,11 +163,16 @@ def format_mention_texts(parts: Mapping[str, str]) -> dict[str, str]:
 
 def entity_text(name: str, description: str, *, with_name: bool = True, with_description: bool = True) -> str:
     """Entity text Te: ``"{name}: {description}"``; training's aug_T drops the name or the description (or both,
-    giving ``""``) with ``with_name`` / ``with_description``."""
-    name, description = collapse_whitespace(name), collapse_whitespace(description)
-    if with_name and with_description:
+    giving ``""``) with ``with_name`` / ``with_description``.
+
+    An entity without a description is its name alone (``"Detroit Lions"``, not ``"Detroit Lions: "``), one without
+    a name its description alone: a separator with nothing on one side would be text the source never had.
+    """
+    name = collapse_whitespace(name) if with_name else ""
+    description = collapse_whitespace(description) if with_description else ""
+    if name and description:
         return ENTITY_TEXT_TEMPLATE.format(name=name, description=description)
-    return name if with_name else description if with_description else ""
+    return name or description
 
 
 # ---------------------------------------------------------------- fitting a model's context

@@ -145,3 +145,19 @@ def test_stats_of_a_peer_without_mention_names_or_images_say_n_a_not_zero(tmp_pa
     assert main(["stats", str(tmp_path / "hub")]) == 0
     table = capsys.readouterr().out
     assert "| all | 100.0% | 0.0% | 0.0% | n/a | n/a |" in table  # a prompt has no surface form; no mention image
+
+
+def test_stats_of_an_image_only_peer_report_documents_as_n_a(tmp_path, capsys):
+    from converter_fixtures import WIKIPERSON, write_wikiperson
+
+    source = write_wikiperson(tmp_path / "wikiperson")
+    assert main(["convert", "wikiperson", str(source), str(tmp_path / "hub")]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(tmp_path / "hub"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    mentions = sum(map(len, WIKIPERSON.values()))
+    assert stats["all"]["documents"] is None and stats["topics"]["wikiperson"]["documents"] is None  # not 1
+    assert stats["all"]["mentions"] == mentions
+    assert main(["stats", str(tmp_path / "hub")]) == 0
+    assert f"| wikiperson | n/a | {mentions} |" in capsys.readouterr().out
+    assert f"| all | n/a | {mentions} |" in (tmp_path / "hub" / "README.md").read_text(encoding="utf-8")

@@ -88,6 +88,13 @@ def test_entity_text():
     assert entity_text("Kansas", "American rock\nband") == "Kansas: American rock band"
 
 
+def test_entity_text_without_a_description_is_the_name_alone():
+    assert entity_text("Detroit Lions", "") == "Detroit Lions"  # not "Detroit Lions: "
+    assert entity_text("Detroit Lions", " \n ") == "Detroit Lions"  # white space only is no description
+    assert entity_text("", "American football team") == "American football team"
+    assert entity_text("", "") == ""
+
+
 def test_template_parts_name_each_part_in_order():
     from m3el_dataset.text_formats import template_parts
 

@@ -7,6 +7,7 @@ A converted mention goes through the same `record_to_row` as an M3EL record, so 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,11 @@ NIL_RULE = (
     "candidate columns hold the gold entity alone (`label` 0). A NIL mention (no entity in the knowledge base) has "
     "an empty `gold_qid`, no candidates and `label` -1; it is kept and counted, never dropped."
 )
+SPLIT_RULE = "as the source files assign them (the source's `dev` is `validation`)"
+KEYED_BY_ID_HINT = "this looks like a JSON object keyed by id (GHMFC/MELBench layout); use `convert ghmfc`"
+# The opening of a GHMFC/MELBench records file: {"<id>": {... "sentence": ..., "mentions": ...}, ...}.
+_KEYED_BY_ID = re.compile(r'^\s*\{\s*"(?:[^"\\]|\\.)*"\s*:\s*\{')
+_SNIFF_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ def iter_parsed(
     """
     if not path.is_file():
         raise FileNotFoundError(f"No file {path}; give the folder the dataset unpacks to.")
+    if looks_keyed_by_id(path):
+        raise ValueError(f"{display_name}: {KEYED_BY_ID_HINT} (m3el-dataset convert ghmfc SRC OUT).")
     for index, value in read_raw_records(path, display_name):
         try:
             if isinstance(value, ReleaseRecordError):
@@ -66,6 +74,17 @@ def iter_parsed(
                 raise
             if report is not None:
                 report.add_skip(error)
+
+
+def looks_keyed_by_id(path: Path) -> bool:
+    """Whether ``path`` opens like a GHMFC/MELBench records file: one JSON object whose values are mention records
+    (``{"21717": {"id": ..., "sentence": ..., "mentions": ...}, ...}``), judged from its first 64 KiB."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_SNIFF_BYTES).decode("utf-8-sig", errors="ignore")
+    except OSError:
+        return False
+    return bool(_KEYED_BY_ID.match(head)) and '"sentence"' in head and '"mentions"' in head
 
 
 def read_json_object(path: Path, display_name: str) -> dict[str, Any]:
@@ -154,9 +173,10 @@ def peer_layout(
     """The `HubLayout` of a peer dataset: one group named after it, its own splits, the peer card template.
 
     ``card_fields`` are the peer card's variables (see `published.card_fields`); ``nil_rule`` defaults to
-    `NIL_RULE`. Further keyword arguments (``tasks``, ``text_parts``, ``image_source``) go to `HubLayout`.
+    `NIL_RULE`, ``split_rule`` (how rows got their split) to `SPLIT_RULE`. Further keyword arguments (``tasks``,
+    ``text_parts``, ``image_source``) go to `HubLayout`.
     """
-    fields = {"nil_rule": NIL_RULE, "example_split": splits[-1], **card_fields}
+    fields = {"nil_rule": NIL_RULE, "split_rule": SPLIT_RULE, "example_split": splits[-1], **card_fields}
     return HubLayout(
         name=name,
         pretty_name=pretty_name,
