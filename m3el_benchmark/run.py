@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -48,7 +48,7 @@ from m3el_benchmark.evaluation.data import (
     load_mentions,
 )
 from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
-from m3el_benchmark.evaluation.encoding import EncodingSettings
+from m3el_benchmark.evaluation.encoding import EncodingSettings, evaluation_precision
 from m3el_benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
@@ -118,9 +118,26 @@ class BenchmarkArguments:
     )
     no_cache: bool = field(default=False, metadata={"help": "Do not read or write cached embeddings."})
     model_cache_dir: str | None = field(default=None, metadata={"help": "Hugging Face Hub cache for the models."})
+    keep_mention: bool = field(
+        default=False,
+        metadata={
+            "help": "Fit the mention texts of the -M formats so that the mention survives truncation, for every "
+            "model alike; default: every text is cut at the end at the model's length, as in the paper."
+        },
+    )
+    text_tokens: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Per-model text length overrides, LABEL=TOKENS (e.g. BLIP-2=35); a model not named reads its "
+            "own length (its config, tokenizer or processor). The length used is in the work table and results."
+        },
+    )
     batch_size: int = field(default=64, metadata={"help": "Inputs per encoder batch and mentions per score batch."})
     num_workers: int = field(default=2, metadata={"help": "DataLoader workers decoding images."})
-    mixed_precision: str = field(default="auto", metadata={"help": "'auto' (bf16 on GPU), 'no' or 'bf16'."})
+    mixed_precision: str = field(
+        default="auto",
+        metadata={"help": "'auto' (bf16 on GPU, fp32 on CPU), 'no' (fp32 end to end, TF32 off) or 'bf16'."},
+    )
     seed: int = field(default=42)
 
     def __post_init__(self):
@@ -135,8 +152,19 @@ class BenchmarkArguments:
         check_names(self.table5_metrics, list(TABLE_METRICS), "table metric")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        self.text_token_overrides()  # fail early on a bad entry
         KBRankingSettings(chunk_size=self.kb_chunk_size)
         self.dataset_specs()  # fail early on a bad entry
+
+    def text_token_overrides(self) -> dict[str, int]:
+        """``text_tokens`` as ``{model label: tokens}``."""
+        overrides = {}
+        for entry in self.text_tokens:
+            label, _, tokens = entry.rpartition("=")
+            if not label.strip() or not tokens.strip().isdigit():
+                raise ValueError(f"--text_tokens entry {entry!r} must read LABEL=TOKENS, e.g. 'BLIP-2=35'.")
+            overrides[label.strip()] = int(tokens)
+        return overrides
 
     def dataset_specs(self) -> list[DatasetSpec]:
         """The evaluated datasets: the ``datasets`` entries, or else ``dataset`` with every chosen name."""
@@ -192,6 +220,7 @@ class BenchmarkResult:
 
 
 def _dtype(args: BenchmarkArguments, accelerator: Accelerator) -> torch.dtype:
+    """The dtype every model is loaded and run in: bf16 for ``bf16``, and for ``auto`` on a GPU; else float32."""
     use_bf16 = args.mixed_precision == "bf16" or (args.mixed_precision == "auto" and accelerator.device.type == "cuda")
     return torch.bfloat16 if use_bf16 else torch.float32
 
@@ -202,6 +231,20 @@ def _cache_root(args: BenchmarkArguments) -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HOME) / "m3el_benchmark"
+
+
+def with_text_tokens(
+    requests: list[ModelRequest], args: BenchmarkArguments, skipped: dict[str, str]
+) -> list[ModelRequest]:
+    """``requests`` with the run's per-model text length overrides; ``ValueError`` for one that names no model of
+    the run (``skipped`` models count: a config may name one that is not downloaded)."""
+    overrides = args.text_token_overrides()
+    labels = [request.label for request in requests] + list(skipped)
+    unknown = sorted(set(overrides) - set(labels))
+    if unknown:
+        raise ValueError(f"--text_tokens names {unknown}, which are not models of this run; use their labels: "
+                         f"{', '.join(labels)}.")  # fmt: skip
+    return [replace(request, text_tokens=overrides.get(request.label)) for request in requests]
 
 
 def select_models(args: BenchmarkArguments) -> tuple[list[ModelRequest], dict[str, str]]:
@@ -248,7 +291,8 @@ def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
 
 def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelEvaluation:
     """Load one model, evaluate it on every dataset, and free its memory."""
-    adapter = load_adapter(request, accelerator.device, _dtype(args, accelerator), args.model_cache_dir)
+    dtype, keep_mention = _dtype(args, accelerator), args.keep_mention
+    adapter = load_adapter(request, accelerator.device, dtype, args.model_cache_dir, keep_mention)
     encoding = EncodingSettings(batch_size=args.batch_size, num_workers=args.num_workers)
     cache_root = None if args.no_cache else _cache_root(args) / "embeddings"
     kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
@@ -281,23 +325,26 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     requests, skipped = select_models(args)
     if args.train_tiny:
         requests = train_tiny_clip_nd(args, loaded[0].path, output_dir, accelerator) + requests
+    requests = with_text_tokens(requests, args, skipped)
     for label, reason in skipped.items():
         logger.warning("Skipping %s: %s", label, reason)
 
     # 4. Each model: encode each unique input once, score every dataset and setting, compute the figures.
     evaluations = []
-    for request in requests:
-        try:
-            evaluations.append(run_model(request, loaded, accelerator, args))
-        except ModelNotAvailableError:
-            if not args.skip_unavailable:
-                raise
-            skipped[request.label] = not_available_message(request, args.model_cache_dir)
+    with evaluation_precision(_dtype(args, accelerator)) as precision:
+        for request in requests:
+            try:
+                evaluations.append(run_model(request, loaded, accelerator, args))
+            except ModelNotAvailableError:
+                if not args.skip_unavailable:
+                    raise
+                skipped[request.label] = not_available_message(request, args.model_cache_dir)
 
     # 5. Outputs (main process): results.json, tables, chart, model index; print the tables.
     result = BenchmarkResult(output_dir, evaluations, skipped)
     if accelerator.is_main_process:
-        run = {**asdict(args), "num_processes": accelerator.num_processes, "device": str(accelerator.device)}
+        run = {**asdict(args), "num_processes": accelerator.num_processes, "device": str(accelerator.device),
+               "precision": precision}  # fmt: skip
         layout = TableLayout(
             models=[evaluation.info.name for evaluation in evaluations],
             tasks=args.tasks,

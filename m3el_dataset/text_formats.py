@@ -183,19 +183,42 @@ def _num_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
+def _cut_points(tokenizer, text: str) -> list[int]:
+    """Where ``text`` may be cut, in order: the end of each token, or of each word for a tokenizer that gives no
+    offsets (a SentencePiece one, such as SigLIP's)."""
+    try:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        offsets = encoded.get("offset_mapping")
+    except NotImplementedError:  # transformers' Python tokenizers refuse offsets
+        offsets = None
+    if offsets is None:
+        return [match.end() for match in re.finditer(r"\S+", text)]
+    return [end for _, end in offsets]
+
+
 def _shorten_part(tokenizer, text_format: str, parts: Mapping[str, str], part: str, budget: int) -> str:
-    """Cut ``parts[part]`` at a token boundary so that the rendered text has at most ``budget`` tokens."""
+    """Cut ``parts[part]`` at a token (or word) boundary so that the rendered text has at most ``budget`` tokens."""
     rest = _num_tokens(tokenizer, mention_text(text_format, {**parts, part: ""}))
-    offsets = tokenizer(parts[part], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = offsets["offset_mapping"]
-    keep = min(max(budget - rest, 0), len(offsets))
-    while True:
-        cut = offsets[keep - 1][1] if keep > 0 else 0
-        text = mention_text(text_format, {**parts, part: parts[part][:cut].rstrip()}).strip()
-        # Re-tokenizing the joined text can differ by a token at the seam: drop one more token until it fits.
-        if keep == 0 or _num_tokens(tokenizer, text) <= budget:
-            return text
-        keep -= 1
+    cuts = _cut_points(tokenizer, parts[part])
+
+    def shortened(keep: int) -> str:
+        cut = cuts[keep - 1] if keep > 0 else 0
+        return mention_text(text_format, {**parts, part: parts[part][:cut].rstrip()}).strip()
+
+    # Each kept piece is at least one token, so at most budget - rest of them fit, which they usually do; but
+    # re-tokenizing the joined text can differ at the seam (and a word is often several tokens): then search down
+    # for the longest prefix that fits.
+    low, high = 0, min(max(budget - rest, 0), len(cuts))
+    if high == 0 or _num_tokens(tokenizer, shortened(high)) <= budget:
+        return shortened(high)
+    high -= 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _num_tokens(tokenizer, shortened(middle)) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return shortened(low)
 
 
 def fit_mention_texts(
@@ -214,7 +237,8 @@ def fit_mention_texts(
     what follows the mention (``D``) is only cut, by the model's tokenization, if the text still does not fit.
     The other texts, and every text of a format that starts with the mention, are returned as given. One warning
     per batch counts the shortened sentences. ``tokenizer`` is any callable with a Hugging Face tokenizer's
-    interface (offsets included), or a processor holding one as ``.tokenizer``.
+    interface (token offsets where it has them, else the sentence is cut between words), or a processor holding one
+    as ``.tokenizer``.
     """
     texts = list(texts)
     if not texts:

@@ -11,14 +11,15 @@ from two_processes import launch_two_cpu_processes
 from m3el_benchmark.run import main
 from m3el_dataset.loading import resolve_source
 
-# One plain dual encoder, one scored per query token, one with its own multimodal fusion.
+# One plain dual encoder, one scored per query token, one with its own multimodal fusion (FLAVA-MM's pairs).
 MODELS = ("CLIP", "BLIP-2", "FLAVA")
+FUSION = {"FLAVA": "#multimodal-encoder"}
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     dataset = resolve_source("sample", tmp_path / "datasets")
-    specs = [f"{name}={TINY_BASELINES[name](tmp_path / name)}" for name in MODELS]
+    specs = [f"{name}={TINY_BASELINES[name](tmp_path / name)}{FUSION.get(name, '')}" for name in MODELS]
     common = ["--dataset", dataset, "--models", *specs, "--train_tiny", "false", "--num_workers", "0",
               "--tasks", "Tm-Te", "Im-Ie", "ITm-ITe", "--text_formats", "M-S1", "S-M-D"]  # fmt: skip
     single = main([*common, "--output_dir", str(tmp_path / "one"), "--cache_dir", str(tmp_path / "cache1")])

@@ -11,6 +11,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from tiny_baselines import save_all_tiny_models
+from tiny_clip import tiny_processor
 
 import m3el_benchmark.evaluation.encoding as encoding_module
 import m3el_benchmark.run as run_module
@@ -22,7 +23,9 @@ from m3el_benchmark.evaluation.scoring import settings_for
 from m3el_benchmark.run import BenchmarkArguments, main
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TOPICS
+from m3el_dataset.images import decode_rgb
 from m3el_dataset.loading import resolve_source
+from modeling_clip_nd import CLIPNDModel
 
 MODEL_ORDER = ["ALIGN", "BLIP-2", "CLIP", "FLAVA", "OWL-ViT", "SigLIP", "CLIP-ND"]
 
@@ -81,8 +84,8 @@ def test_each_unique_input_is_encoded_once_and_reused_from_the_cache(full_run):
             assert warm["encoding"][kind]["encoder_passes"] == 0
             assert warm["encoding"][kind]["cache_hits"] == stats["unique_inputs"]
     fusion = {model["name"]: model["fusion"] for model in first.results["models"]}
-    assert fusion["FLAVA"] == "multimodal-encoder" and fusion["CLIP"] == "mean"
-    assert "pair" in first.results["models"][MODEL_ORDER.index("FLAVA")]["encoding"]
+    assert fusion == dict.fromkeys(MODEL_ORDER, "mean")  # every model fuses (I+T) alike by default, FLAVA included
+    assert not any("pair" in model["encoding"] for model in first.results["models"])
     assert _figures(first.results) == _figures(second.results)
 
 
@@ -170,13 +173,14 @@ class RowCounter:
 
 def test_encoder_calls_match_unique_inputs_cold_and_are_none_warm(tiny_models, sample_dataset, tmp_path, monkeypatch):
     counter = RowCounter(monkeypatch)
-    models = {"CLIP": tiny_models["CLIP"], "FLAVA": tiny_models["FLAVA"]}  # FLAVA encodes pairs too
+    models = {"CLIP": tiny_models["CLIP"], "FLAVA-MM": f"{tiny_models['FLAVA']}#multimodal-encoder"}  # pairs too
     extra = ("--text_formats", "M-S1", "S-M", "--headline_format", "M-S1")
     cold = main(run_args(sample_dataset, {"CLIP": models["CLIP"]}, tmp_path / "a", tmp_path / "cache", *extra))
     cold_rows = counter.take()
     warm = main(run_args(sample_dataset, {"CLIP": models["CLIP"]}, tmp_path / "b", tmp_path / "cache", *extra))
     assert counter.take() == {}
-    flava = main(run_args(sample_dataset, {"FLAVA": models["FLAVA"]}, tmp_path / "c", tmp_path / "cache", *extra))
+    flava_mm = {"FLAVA-MM": models["FLAVA-MM"]}
+    flava = main(run_args(sample_dataset, flava_mm, tmp_path / "c", tmp_path / "cache", *extra))
     flava_rows = counter.take()
     for result, rows in ((cold, cold_rows), (flava, flava_rows)):
         encoding = result.results["models"][0]["encoding"]
@@ -222,7 +226,7 @@ def test_clip_nd_scores_use_its_fusion_weight(tiny_models, sample_dataset, tmp_p
     for label, source in (("w0", folder), ("w05", tiny_models["CLIP-ND"])):
         result = main(run_args(sample_dataset, {label: source}, tmp_path / label, tmp_path / "cache", *extra))
         results[label] = {(r["task"], r["text_format"], r["topic"]): r["mrr"] for r in result.results["results"]}
-    assert result.results["models"][0]["fusion"] == "weighted mean (w=0.5)"
+    assert result.results["models"][0]["fusion"] == "mean"  # w = 0.5: the normalised mean, as every model
     for key, mrr in results["w0"].items():  # an image weight of 0 leaves the text alone: ITm-ITe is Tm-Te
         assert mrr == results["w0"][("Tm-Te", *key[1:])]
     assert any(mrr != results["w05"][("Tm-Te", *key[1:])] for key, mrr in results["w05"].items())
@@ -291,3 +295,123 @@ def test_a_single_value_in_the_yaml_config_is_a_one_item_list(tmp_path):
     config.write_text("- tasks\n")
     with pytest.raises(ValueError, match=r"run.yaml must be a YAML mapping of argument names"):
         parse_arguments(["--config", str(config)])
+
+
+def _records_by_model(results: dict) -> dict[str, list[dict]]:
+    by_model: dict[str, list[dict]] = {}
+    for record in results["results"]:
+        by_model.setdefault(record["model"], []).append({k: v for k, v in record.items() if k != "model"})
+    return by_model
+
+
+@pytest.mark.parametrize("keep_mention", ["false", "true"])
+def test_an_untrained_clip_nd_scores_exactly_like_its_clip(keep_mention, tiny_models, sample_dataset, tmp_path):
+    """Equal treatment: CLIP-ND made from a CLIP (same weights) gives that CLIP's figures for all 9 tasks x 8 formats
+    x every topic, whether the run cuts texts at the end or keeps the mention."""
+    clip_nd = tmp_path / "clip_nd"
+    CLIPNDModel.from_clip(tiny_models["CLIP"]).save_pretrained(clip_nd)
+    tiny_processor().save_pretrained(clip_nd)
+    models = {"CLIP": tiny_models["CLIP"], "CLIP-ND": clip_nd}
+    result = main(run_args(sample_dataset, models, tmp_path / "o", tmp_path / "c", "--keep_mention", keep_mention))
+    records = _records_by_model(result.results)
+    text_tasks = [task for task in TASKS if not task.startswith("Im-")]
+    settings = len(text_tasks) * len(TEXT_FORMATS) + len(TASKS) - len(text_tasks)
+    assert len(records["CLIP"]) == settings * (len(TOPICS) + 1)
+    assert records["CLIP-ND"] == records["CLIP"]
+    assert result.results["run"]["keep_mention"] is (keep_mention == "true")
+
+
+def test_keep_mention_changes_the_m_formats_only(tiny_models, sample_dataset, tmp_path, capsys):
+    models, extra = {"CLIP": tiny_models["CLIP"]}, ("--tasks", "Tm-Te", "--headline_task", "Tm-Te")
+    figures = {}
+    for keep in ("false", "true"):
+        result = main(run_args(sample_dataset, models, tmp_path / keep, tmp_path / "cache", *extra, "--keep_mention",
+                               keep))  # fmt: skip
+        figures[keep] = {(r["text_format"], r["topic"]): r["mrr"] for r in result.results["results"]}
+    printed = capsys.readouterr().out
+    assert "Mention texts, every model alike: cut at the end at each model's text length (as in the paper)" in printed
+    assert "so the mention is kept" in printed
+    changed = {key[0] for key, mrr in figures["true"].items() if mrr != figures["false"][key]}
+    assert changed and changed <= {"S1-M", "S-M", "S1-M-D", "S-M-D"}  # the tiny CLIP reads 77 characters
+
+
+def _flava_expected_figures(adapter, mentions, text_format: str) -> tuple[float, float, int]:
+    """ITm-Te by hand: cosine of the normalised mean of FLAVA's projected mention text and image vectors with each
+    candidate's projected text vector; gold ranked pessimistically. Returns (correct, sum of 1/rank, mentions scored
+    with their gold among the candidates)."""
+    def texts(keys):
+        return adapter.encode_texts(adapter.collate_texts([mentions.inputs.texts[key] for key in keys]))[:, 0]
+
+    correct, reciprocal, with_gold = 0, 0.0, 0
+    for row, gold in enumerate(mentions.gold.tolist()):
+        if gold < 0:
+            continue
+        with_gold += 1
+        image = decode_rgb(mentions.inputs.images[mentions.mention_images[row]])[0]
+        image_vector = adapter.encode_images(adapter.collate_images([image]))[0, 0]
+        text_vector = texts([mentions.mention_texts[text_format][row]])[0]
+        query = torch.nn.functional.normalize(0.5 * image_vector + 0.5 * text_vector, dim=-1)
+        scores = texts(mentions.candidate_texts[row]) @ query
+        rank = 1 + sum(int(scores[i] >= scores[gold]) for i in range(len(scores)) if i != gold)
+        correct, reciprocal = correct + (rank == 1), reciprocal + 1.0 / rank
+    return correct, reciprocal, with_gold
+
+
+def test_flava_fuses_in_the_space_of_the_other_side(tiny_models, sample_dataset, tmp_path):
+    """FLAVA's (I+T) side is the normalised mean of its projected vectors (ITm-Te compares it with projected text
+    vectors); FLAVA-MM uses its multimodal encoder on ITm-ITe only, so its ITm-Te figures are FLAVA's."""
+    models = {"FLAVA": tiny_models["FLAVA"], "FLAVA-MM": f"{tiny_models['FLAVA']}#multimodal-encoder"}
+    extra = ("--tasks", "ITm-Te", "ITm-ITe", "--headline_task", "ITm-Te", "--text_formats", "M-S1",
+             "--headline_format", "M-S1")  # fmt: skip
+    result = main(run_args(sample_dataset, models, tmp_path / "out", tmp_path / "cache", *extra))
+    summaries = {model["name"]: model for model in result.results["models"]}
+    assert summaries["FLAVA"]["fusion"] == "mean" and "pair" not in summaries["FLAVA"]["encoding"]
+    assert summaries["FLAVA-MM"]["fusion"] == "multimodal-encoder (ITm-ITe; mean elsewhere)"
+    mentions = load_mentions(sample_dataset, ["test"], text_formats=["M-S1"])
+    pairs = {(key, image) for key, image in zip(mentions.mention_texts["M-S1"], mentions.mention_images, strict=True)}
+    for texts, images in zip(mentions.candidate_texts, mentions.candidate_images, strict=True):
+        pairs |= {(key, image) for key, image in zip(texts, images, strict=True) if image is not None}
+    assert summaries["FLAVA-MM"]["encoding"]["pair"]["unique_inputs"] == len(pairs)  # the ITm-ITe sides only
+    records = _records_by_model(result.results)
+    mixed = [record for record in records["FLAVA"] if record["task"] == "ITm-Te"]
+    assert mixed == [record for record in records["FLAVA-MM"] if record["task"] == "ITm-Te"]
+    adapter = load_adapter(ModelRequest("FLAVA", str(tiny_models["FLAVA"])))
+    correct, reciprocal, _ = _flava_expected_figures(adapter, mentions, "M-S1")
+    (scored,) = [record for record in mixed if record["topic"] == "all"]
+    assert scored["accuracy"] == pytest.approx(correct / scored["num_mentions"], abs=1e-12)
+    assert scored["mrr"] == pytest.approx(reciprocal / scored["num_mentions"], abs=1e-9)
+
+
+def test_each_models_text_length_is_recorded_printed_and_overridable(tiny_models, sample_dataset, tmp_path, capsys):
+    models = {name: tiny_models[name] for name in ("BLIP-2", "FLAVA", "ALIGN")}
+    extra = ("--tasks", "Tm-Te", "--headline_task", "Tm-Te", "--text_formats", "S-M", "--headline_format", "S-M")
+    result = main(run_args(sample_dataset, models, tmp_path / "a", tmp_path / "cache", *extra))
+    lengths = {m["name"]: (m["text_tokens"], m["text_tokens_source"]) for m in result.results["models"]}
+    assert lengths == {"BLIP-2": (64, "config.qformer_config.max_position_embeddings"),
+                       "FLAVA": (80, "config.text_config.max_position_embeddings"),
+                       "ALIGN": (64, "AlignProcessor.text_kwargs['max_length']")}  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "| Model | Fusion | Text tokens | Dtype |" in printed and "| FLAVA | mean | 80 | float32 |" in printed
+    cut = main(run_args(sample_dataset, models, tmp_path / "b", tmp_path / "cache", *extra, "--text_tokens",
+                        "BLIP-2=35"))  # fmt: skip
+    blip2 = cut.results["models"][0]
+    assert (blip2["text_tokens"], blip2["text_tokens_source"]) == (35, "run config (text_tokens)")
+    assert blip2["encoding"]["text"]["cache_hits"] == 0  # another length: embeddings of its own
+    assert cut.results["run"]["text_tokens"] == ["BLIP-2=35"]
+    with pytest.raises(ValueError, match=r"--text_tokens names \['BLIP2'\], which are not models of this run"):
+        main(run_args(sample_dataset, models, tmp_path / "c", tmp_path / "cache", *extra, "--text_tokens", "BLIP2=35"))
+    with pytest.raises(ValueError, match="must read LABEL=TOKENS"):
+        BenchmarkArguments(text_tokens=["BLIP-2:35"])
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("no", "float32"), ("bf16", "bfloat16")])
+def test_evaluation_precision_is_recorded(precision, dtype, tiny_models, sample_dataset, tmp_path):
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    extra = ("--tasks", "Tm-Te", "--headline_task", "Tm-Te", "--text_formats", "M-S1", "--headline_format", "M-S1",
+             "--mixed_precision", precision)  # fmt: skip
+    result = main(run_args(sample_dataset, {"CLIP": tiny_models["CLIP"]}, tmp_path / "o", tmp_path / "c", *extra))
+    assert result.results["models"][0]["dtype"] == dtype
+    assert result.results["run"]["precision"]["dtype"] == dtype
+    if precision == "no":  # float32 end to end: no TF32 products either
+        assert result.results["run"]["precision"]["tf32"] is False
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == tf32  # restored

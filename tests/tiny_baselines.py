@@ -69,11 +69,12 @@ def _save(model: torch.nn.Module, processor, path: str | Path) -> Path:
 
 
 def save_tiny_align(path: str | Path, seed: int = 0) -> Path:
-    """ALIGN: a tiny EfficientNet image tower and BERT text tower."""
+    """ALIGN: a tiny EfficientNet image tower and BERT text tower (80 positions, read at its processor's 64)."""
     torch.manual_seed(seed)
     tokenizer = wordpiece_tokenizer()
     config = AlignConfig(
-        text_config={**TOWER, "vocab_size": len(tokenizer), "max_position_embeddings": 64},
+        # More positions than the 64 tokens its processor cuts at, as in ALIGN (512): the processor's length wins.
+        text_config={**TOWER, "vocab_size": len(tokenizer), "max_position_embeddings": 80},
         vision_config={
             "image_size": 32,
             "hidden_dim": 64,

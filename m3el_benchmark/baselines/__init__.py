@@ -1,8 +1,17 @@
 """Baseline models of the M3EL benchmark: a registry of names and Hub ids, and one adapter per architecture."""
 
-from .base import FUSION_MEAN, FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, fuse_mean, similarity
+from .base import (
+    FUSION_MEAN,
+    FUSION_MULTIMODAL_ENCODER,
+    AdapterOptions,
+    EmbeddingAdapter,
+    ModelInfo,
+    fuse_mean,
+    similarity,
+)
 from .registry import (
     ARCHITECTURES,
+    BASELINE_VARIANTS,
     BASELINES,
     ModelNotAvailableError,
     ModelRequest,
@@ -14,9 +23,11 @@ from .registry import (
 
 __all__ = [
     "ARCHITECTURES",
+    "BASELINE_VARIANTS",
     "BASELINES",
     "FUSION_MEAN",
     "FUSION_MULTIMODAL_ENCODER",
+    "AdapterOptions",
     "EmbeddingAdapter",
     "ModelInfo",
     "ModelNotAvailableError",

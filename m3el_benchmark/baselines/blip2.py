@@ -19,7 +19,10 @@ class Blip2Adapter(EmbeddingAdapter):
     """`Blip2ForImageTextRetrieval` seen as a text encoder (Q-Former text branch) and a query-token image encoder."""
 
     family = "blip-2"
-    max_text_tokens = 35  # the Q-Former's text length in BLIP-2's retrieval training
+    text_tower_config = "qformer_config"
+    """Texts go through the Q-Former: its 512 position embeddings (and the BERT tokenizer's 512) bound them. The 35
+    tokens of BLIP-2's retrieval training, which this adapter used to cut at, lose the mention of most S-M texts; a
+    run can still ask for them (``text_tokens: ["BLIP-2=35"]``)."""
 
     @property
     def dtype(self) -> torch.dtype:

@@ -1,8 +1,14 @@
-"""FLAVA (``facebook/flava-full``): unimodal encoders plus its own multimodal encoder for (I+T).
+"""FLAVA (``facebook/flava-full``): unimodal encoders in one projected space, plus its own multimodal encoder.
 
 Text and image embeddings are the projected [CLS] states of ``get_text_features``/``get_image_features`` (whose
-``pooler_output`` holds every token's projection in transformers 5). An (I+T) embedding is the [CLS] state of the
-multimodal encoder over the pair, so FLAVA encodes each unique (text, image) pair once more.
+``pooler_output`` holds every token's projection in transformers 5), in the space of FLAVA's contrastive loss.
+By default an (I+T) side is fused like every other dual encoder's: the normalised mean of those two projected
+embeddings, so ITm-Te compares it by cosine with projected text vectors, in one space.
+
+The multimodal encoder's [CLS] state over a (text, image) pair lives in a space of its own (it is never projected
+into the contrastive space), so it is only comparable with another such state. It is a named option
+(``AdapterOptions(fusion="multimodal-encoder")``, the registry's ``FLAVA-MM``) used only where both sides of a
+task are (I+T) (ITm-ITe); FLAVA then encodes each unique (text, image) pair of those sides once more.
 """
 
 from __future__ import annotations
@@ -11,25 +17,15 @@ from collections.abc import Mapping
 
 import torch
 
-from .base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo, normalise, pooled
+from .base import EmbeddingAdapter, normalise, pooled
 
 
 class FlavaAdapter(EmbeddingAdapter):
-    """`FlavaModel` with fusion by its multimodal encoder; texts read at 77 tokens as in FLAVA's examples."""
+    """`FlavaModel`: texts read at its 512 text positions (``text_config.max_position_embeddings``), (I+T) by the
+    normalised mean, or by its multimodal encoder on ITm-ITe when the run names that fusion."""
 
     family = "flava"
-    fusion = FUSION_MULTIMODAL_ENCODER
-    max_text_tokens = 77
-
-    def __init__(self, model: torch.nn.Module, processor, info: ModelInfo):
-        super().__init__(model, processor, info)
-        config = model.config
-        if config.multimodal_config.hidden_size != config.projection_dim:
-            raise ValueError(
-                f"FLAVA model {info.source} has multimodal hidden size {config.multimodal_config.hidden_size} but "
-                f"projection size {config.projection_dim}; (I+T) embeddings must be comparable with text and image "
-                "embeddings, so both sizes must be equal (they are in facebook/flava-full)."
-            )
+    pair_encoder = True
 
     @torch.inference_mode()
     def encode_texts(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -4,10 +4,12 @@ This is the one place that lists the models of the paper's tables. A model is na
 
 * a registry name (``"CLIP"``), which loads its Hub id;
 * ``"<label>=<source>"``, any label for any Hub id or local folder (``"CLIP-ND=outputs/clip_nd"``);
-* a bare Hub id or local folder, labelled by its last path component.
+* a bare Hub id or local folder, labelled by its last path component;
+* a variant of `BASELINE_VARIANTS` (``"FLAVA-MM"``: FLAVA fusing by its multimodal encoder);
 
-Whatever the source, its ``config.json`` ``model_type`` picks the adapter, so any checkpoint of a supported
-architecture works.
+and any of these may end in ``#<fusion>`` (``"MyFLAVA=outputs/flava#multimodal-encoder"``) to pick the (I+T) fusion
+(`base.AdapterOptions`). Whatever the source, its ``config.json`` ``model_type`` picks the adapter, so any
+checkpoint of a supported architecture works.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import transformers
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
-from .base import EmbeddingAdapter, ModelInfo
+from .base import FUSION_MEAN, FUSION_MULTIMODAL_ENCODER, FUSIONS, AdapterOptions, EmbeddingAdapter, ModelInfo
 from .blip2 import Blip2Adapter
 from .dual_encoder import ALIGNAdapter, CLIPAdapter, CLIPNDAdapter, OwlViTAdapter, SiglipAdapter
 from .flava import FlavaAdapter
@@ -66,6 +68,12 @@ BASELINES: dict[str, str] = {
 }
 """The Hub baselines of the paper's tables. CLIP-ND is named with its source: ``"CLIP-ND=<folder or repo id>"``."""
 
+BASELINE_VARIANTS: dict[str, str] = {
+    "FLAVA-MM": f"FLAVA#{FUSION_MULTIMODAL_ENCODER}",
+}
+"""Named options of a baseline, as the model spec they stand for: FLAVA-MM fuses ITm-ITe by FLAVA's multimodal
+encoder instead of the normalised mean every model uses by default."""
+
 
 class ModelNotAvailableError(FileNotFoundError):
     """A model is neither a local folder nor in the local Hugging Face cache, and the Hub cannot be reached."""
@@ -73,28 +81,48 @@ class ModelNotAvailableError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """A model as named in a run: its label in the tables, where to load it from, and which revision."""
+    """A model as named in a run: its label in the tables, where to load it from, which revision, and how it is
+    asked to read its inputs (`fusion`, from the spec; `text_tokens`, the run's per-model override)."""
 
     label: str
     source: str
     revision: str | None = None
+    fusion: str | None = None
+    text_tokens: int | None = None
+
+
+def _split_fusion(spec: str) -> tuple[str, str | None]:
+    """``"spec#fusion"`` into ``("spec", "fusion")``; a spec without ``#`` has no fusion."""
+    if "#" not in spec:
+        return spec, None
+    spec, fusion = (part.strip() for part in spec.rsplit("#", 1))
+    if fusion not in FUSIONS:
+        raise ValueError(f"Model {spec}#{fusion}: unknown fusion {fusion!r}; end a model name with one of "
+                         f"{', '.join('#' + name for name in FUSIONS)}, or with nothing (the mean).")  # fmt: skip
+    return spec, fusion
 
 
 def parse_model_spec(spec: str, revision: str | None = None) -> ModelRequest:
-    """Turn ``"CLIP"``, ``"label=source"`` or a bare source into a `ModelRequest`."""
-    spec = spec.strip()
+    """Turn ``"CLIP"``, ``"FLAVA-MM"``, ``"label=source"`` or a bare source, each optionally ending in ``#<fusion>``,
+    into a `ModelRequest`."""
+    spec, fusion = _split_fusion(spec.strip())
+    label = None
     if "=" in spec:
-        label, source = (part.strip() for part in spec.split("=", 1))
-        if not label or not source:
-            raise ValueError(f"Model {spec!r} must read '<label>=<Hub id or folder>', e.g. 'CLIP-ND=outputs/clip_nd'.")
-        return ModelRequest(label, BASELINES.get(source, source), revision)
+        given = spec
+        label, spec = (part.strip() for part in spec.split("=", 1))
+        if not label or not spec:
+            raise ValueError(f"Model {given!r} must read '<label>=<Hub id or folder>', e.g. 'CLIP-ND=outputs/x'.")
+    if spec in BASELINE_VARIANTS:
+        baseline, variant_fusion = _split_fusion(BASELINE_VARIANTS[spec])
+        return ModelRequest(label or spec, BASELINES[baseline], revision, fusion or variant_fusion)
     if spec in BASELINES:
-        return ModelRequest(spec, BASELINES[spec], revision)
-    if Path(spec).is_dir() or spec.count("/") == 1:
-        return ModelRequest(Path(spec).name or spec, spec, revision)
+        return ModelRequest(label or spec, BASELINES[spec], revision, fusion)
+    if label is not None or Path(spec).is_dir() or spec.count("/") == 1:
+        return ModelRequest(label or Path(spec).name or spec, spec, revision, fusion)
+    names = ", ".join([*BASELINES, *BASELINE_VARIANTS])
     raise ValueError(
-        f"Unknown model {spec!r}; use one of the baselines {', '.join(BASELINES)}, a Hub id ('org/name'), a local "
-        "folder, or '<label>=<source>' (e.g. 'CLIP-ND=outputs/clip_nd')."
+        f"Unknown model {spec!r}; use one of the baselines {names}, a Hub id ('org/name'), a local folder, or "
+        f"'<label>=<source>' (e.g. 'CLIP-ND=outputs/clip_nd'), optionally ending in '#{FUSION_MULTIMODAL_ENCODER}'."
     )
 
 
@@ -171,9 +199,10 @@ def _hub_revision(request: ModelRequest, cache_dir: str | None) -> str | None:
 
 def load_adapter(
     request: ModelRequest, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, keep_mention: bool = False,
 ) -> EmbeddingAdapter:  # fmt: skip
-    """Load ``request`` with its architecture's model class and processor, and wrap it in its adapter.
+    """Load ``request`` with its architecture's model class and processor, and wrap it in its adapter, which reads
+    texts as the request and ``keep_mention`` (the run's setting for every model) say (`AdapterOptions`).
 
     Raises `ModelNotAvailableError` (saying how to download it) when the Hub is offline and the model is not
     cached, and ``ValueError`` listing the supported architectures for any other ``model_type``.
@@ -195,8 +224,13 @@ def load_adapter(
         revision=revision or request.revision or "unknown",
         family=architecture.adapter.family,
         model_type=model_type,
-        fusion=architecture.adapter.fusion,
+        fusion=request.fusion or FUSION_MEAN,
         dtype=str(dtype).replace("torch.", ""),
     )
-    logger.info("Loaded %s (%s, %s, revision %s)", info.name, info.source, model_type, info.revision)
-    return architecture.adapter(model, processor, info)
+    options = AdapterOptions(keep_mention=keep_mention, text_tokens=request.text_tokens, fusion=request.fusion)
+    adapter = architecture.adapter(model, processor, info, options)
+    info = adapter.info
+    logger.info("Loaded %s (%s, %s, revision %s; %s tokens per text, from %s; fusion: %s; %s)", info.name,
+                info.source, model_type, info.revision, info.text_tokens, info.text_tokens_source, info.fusion,
+                info.dtype)  # fmt: skip
+    return adapter

@@ -2,11 +2,12 @@
 
 Layout: ``<root>/<model key>/<kind>/<shard>.npz``, each shard holding ``keys`` (content hashes, see
 `data.content_key`) and ``embeddings`` (float32, ``(n, num_vectors, dim)``). The model key hashes the model's source,
-revision, adapter and dtype, so a retrained checkpoint, a new Hub revision or bf16 instead of fp32 never reads
-stale vectors, while a second run, another task, format or topic, or another dataset sharing inputs reuses them.
-Shards are only ever added (written, fsynced, then renamed), so concurrent runs cannot corrupt each other. A shard
-that cannot be read (truncated, empty, not an ``.npz``) is deleted with a warning and its embeddings are computed
-again; a temporary file left by a killed run is removed once it is older than `ORPHAN_SECONDS`.
+revision, adapter, dtype and text length, so a retrained checkpoint, a new Hub revision, bf16 instead of fp32 or
+another text length never reads stale vectors, while a second run, another task, format or topic, or another
+dataset sharing inputs reuses them. Shards are only ever added (written, fsynced, then renamed), so concurrent runs
+cannot corrupt each other. A shard that cannot be read (truncated, empty, not an ``.npz``) is deleted with a warning
+and its embeddings are computed again; a temporary file left by a killed run is removed once it is older than
+`ORPHAN_SECONDS`.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ _UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def model_cache_key(info: ModelInfo, adapter_name: str) -> str:
-    """A readable, unique folder name for one model revision, adapter and dtype."""
-    identity = f"{CACHE_FORMAT_VERSION}|{info.source}|{info.revision}|{adapter_name}|{info.dtype}"
+    """A readable, unique folder name for one model revision, adapter, dtype and text length."""
+    identity = f"{CACHE_FORMAT_VERSION}|{info.source}|{info.revision}|{adapter_name}|{info.dtype}|{info.text_tokens}"
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(info.source).name or info.source)[:40]
     return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 

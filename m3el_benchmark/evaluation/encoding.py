@@ -13,9 +13,10 @@ that ``encoded + cached + undecodable == unique`` holds exactly when each input 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +114,23 @@ class EmbeddingTable:
     embeddings: torch.Tensor
     stats: EncodingStats = field(default_factory=EncodingStats)
     undecodable: set[str] = field(default_factory=set)
+
+
+@contextlib.contextmanager
+def evaluation_precision(dtype: torch.dtype) -> Iterator[dict[str, object]]:
+    """Run the models in ``dtype``; in float32 with TF32 matrix products and convolutions off (PyTorch lets cuDNN
+    use TF32 by default), so that ``--mixed_precision no`` is float32 end to end. Yields what results.json records.
+    """
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    saved = [flag.allow_tf32 for flag in flags]
+    if dtype == torch.float32:
+        for flag in flags:
+            flag.allow_tf32 = False
+    try:
+        yield {"dtype": str(dtype).replace("torch.", ""), "tf32": any(flag.allow_tf32 for flag in flags)}
+    finally:
+        for flag, value in zip(flags, saved, strict=True):
+            flag.allow_tf32 = value
 
 
 def _batch_rows(inputs: Mapping[str, torch.Tensor]) -> int:

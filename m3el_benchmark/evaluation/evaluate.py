@@ -1,11 +1,11 @@
 """Evaluating one model: collect its unique inputs, encode each once, score every setting, compute the metric.
 
 `needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
-formats (the dataset's, or as the model fits them to its context, `model_mention_texts`), the entity texts, the
-images, and, for a model whose fusion is its own multimodal encoder (FLAVA), the (text, image) pairs of the (I+T)
-sides. `evaluate_model` returns every figure as flat records, one per (dataset, task, text format, topic), with
-``topic = "all"`` for the whole set. Under the ``kb`` protocol the entities are those of the knowledge base
-instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
+formats (the dataset's, or fitted to the model's context when the run keeps mentions, `model_mention_texts`), the
+entity texts, the images, and, for a model whose fusion is its own multimodal encoder (FLAVA-MM), the (text, image)
+pairs of the ITm-ITe sides. `evaluate_model` returns every figure as flat records, one per (dataset, task, text
+format, topic), with ``topic = "all"`` for the whole set. Under the ``kb`` protocol the entities are those of the
+knowledge base instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .cache import EmbeddingCache, model_cache_key
 from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .kb_ranking import KBRankingSettings, KBScorer
-from .scoring import CandidateScorer, Setting, rank_mentions
+from .scoring import CandidateScorer, Setting, rank_mentions, uses_pair_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,12 @@ class ModelEvaluation:
 def model_mention_texts(
     adapter: EmbeddingAdapter, mentions: MentionTable, text_formats: Sequence[str]
 ) -> MentionTable:
-    """``mentions`` with the mention texts as ``adapter`` reads them (`EmbeddingAdapter.mention_texts`), from the
-    dataset's texts and, for those the adapter re-renders, their parts.
+    """``mentions`` with the mention texts as ``adapter`` reads them (`EmbeddingAdapter.mention_texts`: the
+    dataset's texts, or with the run's ``keep_mention`` those of the ``-M`` formats fitted to the model's context),
+    from the dataset's texts and, for those the adapter re-renders, their parts.
 
     Each such text is keyed by its own content, so that the cache key is the text actually encoded; ``mentions``
-    itself is left as it is (other models read the dataset's texts). A format the dataset lacks is left alone.
+    itself is left as it is (another model fits to another context). A format the dataset lacks is left alone.
     """
     if not mentions.mention_parts:
         return mentions
@@ -84,6 +85,8 @@ def needed_inputs(
 ) -> dict[str, dict[str, object]]:
     """Each unique input the settings need, by kind: key to text, image bytes or (text, image bytes).
 
+    With ``pair_fusion`` (a model fusing by its own multimodal encoder), the (I+T) sides of the settings that use it
+    (`uses_pair_encoder`: ITm-ITe) are (text, image) pairs; every other (I+T) side needs its text and its image.
     The entities are the mentions' candidates, or with ``kb`` every entity of the knowledge base instead.
     """
     inputs, texts, images, pairs = mentions.inputs, {}, {}, {}
@@ -92,23 +95,27 @@ def needed_inputs(
     else:
         candidates = [(kb.texts, kb.images)]
 
-    def add(text_key, image_key, spec_text, spec_image):
-        if spec_text and (not spec_image or not pair_fusion):
+    def add(text_key, image_key, spec_text, spec_image, fused):
+        if spec_text and not (spec_image and fused):
             texts[text_key] = inputs.texts[text_key]
-        if spec_image and image_key is not None and (not spec_text or not pair_fusion):
+        if spec_image and image_key is not None and not (spec_text and fused):
             images[image_key] = inputs.images[image_key]
-        if spec_text and spec_image and pair_fusion and image_key is not None:
+        if spec_text and spec_image and fused and image_key is not None:
             pairs[pair_key(text_key, image_key)] = (inputs.texts[text_key], inputs.images[image_key])
 
-    mention_sides = {(s.text_format, s.task.mention_text, s.task.mention_image) for s in settings}
-    for text_format, wants_text, wants_image in sorted(mention_sides):
+    def fused(setting: Setting) -> bool:
+        return pair_fusion and uses_pair_encoder(setting.task)
+
+    mention_sides = {(s.text_format, s.task.mention_text, s.task.mention_image, fused(s)) for s in settings}
+    for text_format, wants_text, wants_image, pair_side in sorted(mention_sides):
         for row, image_key in enumerate(mentions.mention_images):
             text_key = mentions.mention_texts[text_format][row] if wants_text else None
-            add(text_key, image_key, wants_text, wants_image)
-    for wants_text, wants_image in sorted({(s.task.entity_text, s.task.entity_image) for s in settings}):
+            add(text_key, image_key, wants_text, wants_image, pair_side)
+    entity_sides = {(s.task.entity_text, s.task.entity_image, fused(s)) for s in settings}
+    for wants_text, wants_image, pair_side in sorted(entity_sides):
         for text_keys, image_keys in candidates:
             for text_key, image_key in zip(text_keys, image_keys, strict=True):
-                add(text_key, image_key, wants_text, wants_image)
+                add(text_key, image_key, wants_text, wants_image, pair_side)
     found = {TEXT: texts, IMAGE: images, PAIR: pairs}
     return {kind: items for kind, items in found.items() if items or kind == TEXT}
 

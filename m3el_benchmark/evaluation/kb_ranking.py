@@ -92,7 +92,7 @@ def kb_scores_pairwise(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tenso
 class KBScorer:
     """Gold ranks of a `MentionTable`'s mentions against a `KnowledgeBase`, for `scoring.rank_mentions`.
 
-    ``tables`` hold the embeddings of the mentions' and the KB entities' unique inputs (``pair`` only for FLAVA).
+    ``tables`` hold the embeddings of the mentions' and the KB entities' unique inputs (``pair`` only for FLAVA-MM).
     """
 
     def __init__(
@@ -112,15 +112,16 @@ class KBScorer:
             IMAGE: row_indices(kb.images, tables.get(IMAGE)),
             PAIR: row_indices(pair_keys(kb.texts, kb.images), tables.get(PAIR)) if PAIR in tables else None,
         }
-        self._entities: dict[tuple[bool, bool], torch.Tensor] = {}
+        self._entities: dict[tuple[bool, bool, bool], torch.Tensor] = {}
 
     def entity_vectors(self, setting: Setting) -> torch.Tensor:
         """``(len(kb), num_vectors, dim)``: every KB entity in the task's entity modality, built once per modality."""
-        spec = setting.task
-        modality = (spec.entity_text, spec.entity_image)
+        spec, pairs = setting.task, self.sides.uses_pairs(setting)
+        modality = (spec.entity_text, spec.entity_image, pairs)
         if modality not in self._entities:
             rows = self.kb_rows
-            self._entities[modality] = self.sides.side_vectors(rows[TEXT], rows[IMAGE], rows[PAIR], *modality)
+            pair_rows = rows[PAIR] if pairs else None
+            self._entities[modality] = self.sides.side_vectors(rows[TEXT], rows[IMAGE], pair_rows, *modality[:2])
         return self._entities[modality]
 
     def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:

@@ -69,21 +69,28 @@ def _replace_outputs(staging: Path, output_dir: Path) -> None:
     staging.rmdir()
 
 
+def mention_text_rule(run: dict[str, Any]) -> str:
+    """How the run read mention texts (its ``keep_mention``), as the work table says it."""
+    if run.get("keep_mention"):
+        return "in the -M formats, a text too long for the model has its sentence shortened so the mention is kept"
+    return "cut at the end at each model's text length (as in the paper)"
+
+
 def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayout, output_dir: str | Path) -> str:
     """The text printed at the end of a run: headline tables, the work done per model, skipped models."""
     shown = {f"table4_{layout.headline_task}", "table5", "tasks", "topics"}
     lines = [table.to_markdown() for table in tables if table.name in shown or table.name.startswith("ranking_")]
     lines.append("**Work per model** (each unique input is encoded once: pass ratio 1.0)\n")
-    lines.append(
-        "| Model | Fusion | Unique inputs | Encoder passes | Cache hits | Pass ratio | Undecodable images | s |"
-    )
-    lines.append("|:---|:---|---:|---:|---:|---:|---:|---:|")
+    lines.append(f"Mention texts, every model alike: {mention_text_rule(results['run'])}.\n")
+    lines.append("| Model | Fusion | Text tokens | Dtype | Unique inputs | Encoder passes | Cache hits | Pass ratio "
+                 "| Undecodable images | s |")  # fmt: skip
+    lines.append("|:---|:---|---:|:---|---:|---:|---:|---:|---:|---:|")
     for model in results["models"]:
         kinds = model["encoding"].values()
         unique, passes = sum(k["unique_inputs"] for k in kinds), sum(k["encoder_passes"] for k in kinds)
         hits = sum(k["cache_hits"] for k in kinds)
-        cells = [model["name"], model["fusion"], unique, passes, hits, f"{model['pass_ratio']:.2f}",
-                 model["undecodable_images"], f"{model['seconds']:.1f}"]  # fmt: skip
+        cells = [model["name"], model["fusion"], model["text_tokens"], model["dtype"], unique, passes, hits,
+                 f"{model['pass_ratio']:.2f}", model["undecodable_images"], f"{model['seconds']:.1f}"]  # fmt: skip
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     for model in results["models"]:
         if model["non_finite_embeddings"]:

@@ -40,6 +40,8 @@ def model_summary(evaluation: ModelEvaluation) -> dict[str, Any]:
         "model_type": info.model_type,
         "fusion": info.fusion,
         "dtype": info.dtype,
+        "text_tokens": info.text_tokens,
+        "text_tokens_source": info.text_tokens_source,
         "encoding": {
             kind: {
                 "unique_inputs": s.unique,

@@ -48,6 +48,13 @@ class Setting:
         object.__setattr__(self, "task", parse_task(self.task))
 
 
+def uses_pair_encoder(task: TaskSpec) -> bool:
+    """Whether a model fusing by its own multimodal encoder (FLAVA-MM) uses it in ``task``: only when both sides are
+    (I+T) (ITm-ITe), so that its vectors are compared with each other, never with a text or image vector of another
+    space; elsewhere its (I+T) side is the normalised mean like every model's."""
+    return task.mention_text and task.mention_image and task.entity_text and task.entity_image
+
+
 def settings_for(tasks: Sequence[str | TaskSpec], text_formats: Sequence[str]) -> list[Setting]:
     """Every (task, format) to score; a task whose mention has no text is scored once, with `NO_FORMAT`."""
     settings = []
@@ -75,7 +82,7 @@ def pair_keys(texts: Sequence[str], images: Sequence[str | None]) -> list[str | 
 
 
 class CandidateScorer:
-    """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA).
+    """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA-MM).
 
     ``image_weight`` is the image's weight in an (I+T) side fused from the unimodal embeddings (`fuse_mean`).
     """
@@ -118,12 +125,17 @@ class CandidateScorer:
         return row_indices(flat, table).view(len(rows), width)
 
     def side_vectors(self, text_rows, image_rows, pair_rows, wants_text: bool, wants_image: bool) -> torch.Tensor:
-        """Embeddings of one side, ``(..., num_vectors, dim)``, from its row indices (`row_indices`) in each table."""
+        """Embeddings of one side, ``(..., num_vectors, dim)``, from its row indices (`row_indices`) in each table;
+        an (I+T) side is the pair encoder's where ``pair_rows`` are given, else fused by `fuse_mean`."""
         if wants_text and wants_image:
-            if self.pair_fusion:
+            if pair_rows is not None:
                 return self.vectors[PAIR][pair_rows]
             return fuse_mean(self.vectors[TEXT][text_rows], self.vectors[IMAGE][image_rows], self.image_weight)
         return self.vectors[TEXT][text_rows] if wants_text else self.vectors[IMAGE][image_rows]
+
+    def uses_pairs(self, setting: Setting) -> bool:
+        """Whether ``setting`` compares pair-encoder vectors (`uses_pair_encoder`, for a model that has them)."""
+        return self.pair_fusion and uses_pair_encoder(setting.task)
 
     def mention_vectors(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
         """``(len(batch), num_vectors, dim)``: the mentions ``batch`` in the task's mention modality and format."""
@@ -131,7 +143,7 @@ class CandidateScorer:
         return self.side_vectors(
             rows["mention_text"][name][batch] if spec.mention_text else None,
             rows["mention_image"][batch],
-            rows["mention_pair"][name][batch] if self.pair_fusion and spec.mention_text else None,
+            rows["mention_pair"][name][batch] if self.uses_pairs(setting) else None,
             spec.mention_text,
             spec.mention_image,
         )
@@ -143,7 +155,7 @@ class CandidateScorer:
         candidates = self.side_vectors(
             rows["candidate_text"][batch],
             rows["candidate_image"][batch],
-            rows["candidate_pair"][batch] if self.pair_fusion else None,
+            rows["candidate_pair"][batch] if self.uses_pairs(setting) else None,
             spec.entity_text,
             spec.entity_image,
         )
