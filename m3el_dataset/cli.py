@@ -66,11 +66,14 @@ def _where(file: str, index: int | None, field: str | None) -> str:
 
 
 def _print_report(report: BuildReport) -> None:
-    """What ``build`` and ``convert`` skipped, normalised, found duplicated or found empty, a line each."""
+    """What ``build`` and ``convert`` skipped, normalised, did not keep, found duplicated or found empty, a line
+    each."""
     _print_entries("skipped", [f"{_where(s.file, s.index, s.field)}: {s.problem}" for s in report.skipped_records])
     _print_entries("empty file", [f"{file} holds no record" for file in report.empty_files])
     _print_entries("normalised", [f"{_where(v.file, v.index, v.field)}: {v.original!r} read as {v.value!r}"
                                   for v in report.normalised_values])  # fmt: skip
+    _print_entries("ignored field", [f"{f.field} of {f.records} record(s), the first {f.first}: no column keeps it"
+                                     for f in report.ignored_fields])  # fmt: skip
     _print_entries("duplicate", [f"{d.id} ({d.split}) repeats {d.duplicate_of} ({d.duplicate_of_split})"
                                  + (", dropped" if d.dropped else "") for d in report.duplicates])  # fmt: skip
     if report.duplicates and not any(d.dropped for d in report.duplicates):
