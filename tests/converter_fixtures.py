@@ -88,6 +88,42 @@ def write_wikiperson(root: Path) -> Path:
     return root
 
 
+WIKIPERSON_TEXT_KB = [
+    # the textual knowledge base as the VNEL README describes it; Q7747 has no image, Q6294 no description.
+    {"id": "Q76", "name": "Barack Obama", "description": "44th president of the United States",
+     "image_url": "https://commons.wikimedia.org/wiki/Special:FilePath/Obama.jpg", "lastrevid": 1501164266,
+     "modified": "2021-09-21T11:56:36Z"},
+    {"id": "Q6294", "name": "Hillary Clinton", "description": None, "image_url": "", "lastrevid": 1, "modified": ""},
+    {"id": "Q7747", "name": "Vladimir Putin", "description": "president of Russia", "image_url": "", "lastrevid": 2,
+     "modified": ""},
+]  # fmt: skip
+WIKIPERSON_TRAIN_DEV = [  # (id, image, boundingbox, wikiid): images 20-27, one person each, and a second in 20.jpg
+    *((38880 + i, f"{20 + i}.jpg", "[2, 2, 30, 40]", ("Q76", "Q6294", "Q7747")[i % 3]) for i in range(8)),
+    (38890, "20.jpg", "[32, 2, 60, 40]", "Q6294"),
+]
+WIKIPERSON_TEST = [(0, "11.jpg", "[-5.0, -3.0, 40.0, 50.0]", "Q76"), (1, "12.jpg", "[1, 1, 9, 9]", "Q999999")]
+
+
+def write_wikiperson_release(root: Path, *, text_kb: bool = True, image_kb: bool = True) -> Path:
+    """WIKIPerson as the Kaggle release is described: WIKIPerson_Train_Dev.json and WIKIPerson_Test.json beside
+    the images, the visual KB as a folder of <QID>.jpg and the textual KB as a JSON array (names not documented:
+    ``Visual_Knowledge_Base/`` and ``Textual_Knowledge_Base.json`` here). Q999999 is in neither KB."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {"WIKIPerson_Train_Dev.json": WIKIPERSON_TRAIN_DEV, "WIKIPerson_Test.json": WIKIPERSON_TEST}
+    for name, records in files.items():
+        write_json(root / name, [{"id": i, "image": image, "boundingbox": box, "wikiid": qid}
+                                 for i, image, box, qid in records])  # fmt: skip
+        for _, image, _, _ in records:
+            (root / image).write_bytes(image_bytes(image, size=64, fmt="JPEG"))
+    if image_kb:
+        (root / "Visual_Knowledge_Base").mkdir()
+        for qid in ("Q76", "Q6294"):
+            (root / "Visual_Knowledge_Base" / f"{qid}.jpg").write_bytes(image_bytes(qid, fmt="JPEG"))
+    if text_kb:
+        write_json(root / "Textual_Knowledge_Base.json", WIKIPERSON_TEXT_KB, one_line=False)
+    return root
+
+
 DIFFUSIONDB_PROMPTS = {
     "3bfcd9cf-26ea-4303-bbe1-b095853f5360.png": "a castle on a hill, oil painting. trending on artstation",
     "5f47c66c-51d4-4f2c-a872-a68518f44adb.png": "portrait of a cat wearing a crown, highly detailed",
