@@ -110,11 +110,13 @@ def _build(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     from .converters import convert
+    from .converters.common import gold_counts
 
     result = convert(args.format, args.src_dir, args.out_dir, _export_config(args))
-    nil = result.statistics.total.gold_absent
-    print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
-          f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
+    nil, missed = gold_counts(result.out_dir)
+    print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL: no gold entity; {missed} whose gold entity "
+          f"is not among their candidates), {result.num_kb_entities} KB entities and {len(result.shards)} shards to "
+          f"{result.out_dir}")  # fmt: skip
     _print_report(result.report)
     empty_images = len(result.report.image_problems)
     print(f"{empty_images} empty image cells; build report: {result.out_dir / 'build_report.json'}")

@@ -203,8 +203,18 @@ def wikidiverse_image_name(url: str) -> str:
     return (hashlib.md5(name.encode()).hexdigest() + suffix).replace(".svg", ".png").replace(".SVG", ".png")
 
 
-def write_wikidiverse(root: Path, *, with_candidates: bool = False, descriptions: bool = True) -> Path:
-    """WikiDiverse's original files (passage level, or mention level ``*_w_10cands.json``), images, entity2desc."""
+WIKIDIVERSE_DESCRIPTIONS = "wikipedia_entity2desc_filtered.tsv"  # the released name
+
+
+def write_wikidiverse(
+    root: Path, *, with_candidates: bool = False, descriptions: bool = True, folder: str = ""
+) -> Path:  # fmt: skip
+    """WikiDiverse's original files (passage level, or mention level ``*_w_10cands.json``), images, entity2desc.
+
+    ``folder`` puts the annotation files one folder down (the authors' ``wikidiverse_w_cands/``), beside the images
+    ``wikinewsImgs/`` and the descriptions file, which stay in ``root``.
+    """
+    annotations = root / folder
     for stem, passages in WIKIDIVERSE_PASSAGES.items():
         if with_candidates:
             items = [
@@ -212,15 +222,15 @@ def write_wikidiverse(root: Path, *, with_candidates: bool = False, descriptions
                 for text, url, topic, mentions in passages
                 for m, kind, s, e, entity in mentions
             ]
-            write_json(root / f"{stem}_w_10cands.json", items)
+            write_json(annotations / f"{stem}_w_10cands.json", items)
         else:
-            write_json(root / f"{stem}.json", passages)
+            write_json(annotations / f"{stem}.json", passages)
         for _, url, _, _ in passages:
             (root / "wikinewsImgs").mkdir(parents=True, exist_ok=True)
             (root / "wikinewsImgs" / wikidiverse_image_name(url)).write_bytes(image_bytes(url, fmt="JPEG"))
     if descriptions:
         lines = ["Detroit_Lions@@@@American football team", "Barack Obama@@@@44th president of the United States"]
-        (root / "entity2desc_filtered.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (root / WIKIDIVERSE_DESCRIPTIONS).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
