@@ -177,6 +177,71 @@ def write_diffusiondb_zip(root: Path) -> Path:
     return root
 
 
+def _zip_part(path: Path, names: list[str], *, with_table: bool = True) -> None:
+    """A DiffusionDB part archive as the Hub stores it: ``part-NNNNNN.json`` and the PNG files."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        if with_table:
+            archive.writestr(f"{path.stem}.json", json.dumps(_part_table(names)))
+        for name in names:
+            archive.writestr(name, image_bytes(name))
+
+
+def _part_table(names: list[str]) -> dict[str, dict[str, Any]]:
+    return {name: {"p": DIFFUSIONDB_PROMPTS[name], "se": 1234, "c": 7.0, "st": 50, "sa": "k_lms"} for name in names}
+
+
+DIFFUSIONDB_PARTS = {1: list(DIFFUSIONDB_PROMPTS)[:2], 2: list(DIFFUSIONDB_PROMPTS)[2:]}
+
+
+def write_diffusiondb_flat(root: Path) -> Path:
+    """What ``scripts/download.py -i 1 -r 3 --unzip`` leaves: ``images/part-00000N.zip`` and, unzipped into the
+    working folder, every part's ``part-00000N.json`` and PNG files side by side (and its ``manifest.txt``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for number, names in DIFFUSIONDB_PARTS.items():
+        _zip_part(root / "images" / f"part-{number:06d}.zip", names)
+        write_json(root / f"part-{number:06d}.json", _part_table(names))
+        for name in names:
+            (root / name).write_bytes(image_bytes(name))
+    (root / "manifest.txt").write_text("https://huggingface.co/datasets/poloclub/diffusiondb/resolve/main/images/"
+                                       "part-000001.zip\n")  # fmt: skip
+    return root
+
+
+def write_diffusiondb_metadata(path: Path, rows: list[tuple[str, str, int]]) -> None:
+    """DiffusionDB's ``metadata.parquet``: its 13 columns (README types) for ``(image_name, prompt, part_id)``."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(rows)
+    table = pa.table({
+        "image_name": [name for name, _, _ in rows], "prompt": [prompt for _, prompt, _ in rows],
+        "part_id": pa.array([part for _, _, part in rows], pa.uint16()), "seed": pa.array([1] * n, pa.uint32()),
+        "step": pa.array([50] * n, pa.uint16()), "cfg": pa.array([7.0] * n, pa.float32()),
+        "sampler": pa.array([8] * n, pa.uint8()), "width": pa.array([512] * n, pa.uint16()),
+        "height": pa.array([512] * n, pa.uint16()), "user_name": ["c2f288a2"] * n,
+        "timestamp": pa.array([datetime.datetime(2022, 8, 11, tzinfo=datetime.timezone.utc)] * n,
+                              pa.timestamp("us", tz="UTC")),
+        "image_nsfw": pa.array([0.08] * n, pa.float32()), "prompt_nsfw": pa.array([0.004] * n, pa.float32()),
+    })  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def write_diffusiondb_hub(root: Path, *, with_tables: bool = True) -> Path:
+    """The Hub repository's layout: ``images/part-00000N.zip`` beside ``metadata.parquet``, which also lists a part
+    that was not downloaded (part 3)."""
+    for number, names in DIFFUSIONDB_PARTS.items():
+        _zip_part(root / "images" / f"part-{number:06d}.zip", names, with_table=with_tables)
+    rows = [(name, DIFFUSIONDB_PROMPTS[name], number) for number, names in DIFFUSIONDB_PARTS.items() for name in names]
+    write_diffusiondb_metadata(root / "metadata.parquet", [("not-here.png", "a part not downloaded", 3), *rows])
+    return root
+
+
 WIKIDIVERSE_IMAGE = "https://upload.wikimedia.org/wikipedia/commons/0/06/DetroitLionsRunningPlay-2007.jpg"
 WIKIDIVERSE_PASSAGES = {
     # stem -> passages [text, img_url, topic, [[mention, type, start, end, entity_url], ...]]
