@@ -160,3 +160,15 @@ def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]
                 yield from _iter_json_lines(file, display_name)
     except (OSError, UnicodeDecodeError) as error:
         raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
+
+
+def first_record(path: Path, display_name: str) -> Any:
+    """The first record of a records file (read no further), or ``None`` when it holds none or cannot be read: for
+    telling what a file holds, the reader names any problem when it reads the file."""
+    records = read_raw_records(path, display_name)
+    try:
+        return next(records, (0, None))[1]
+    except ReleaseRecordError:
+        return None
+    finally:
+        records.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from .constants import TOPICS
 from .images import is_inside, release_image_root
-from .json_records import ReleaseRecordError, read_raw_records
+from .json_records import ReleaseRecordError, first_record, read_raw_records
 from .report import BuildReport, NormalisedValue
 
 logger = logging.getLogger(__name__)
@@ -227,13 +227,7 @@ def release_extra_fields(raw_dir: str | os.PathLike) -> tuple[str, ...]:
     except FileNotFoundError:
         return ()  # the reader says what is missing when it reads the folder
     for path in files:
-        records = read_raw_records(path, path.name)
-        try:
-            first = next(records, (0, None))[1]
-        except ReleaseRecordError:
-            continue  # the reader names the file when it reads it
-        finally:
-            records.close()
+        first = first_record(path, path.name)
         if isinstance(first, dict):
             found.update(first.keys() & EXTRA_FIELDS.keys())
     return tuple(name for name in EXTRA_FIELDS if name in found)

@@ -13,6 +13,7 @@ in place, with or without ``metadata.parquet`` beside them (when it is there, th
 parts present); the parts unzipped into folders of their own, or flat, tables and images side by side, as
 ``scripts/download.py --unzip`` leaves them.
 """
+
 from __future__ import annotations
 
 import contextlib

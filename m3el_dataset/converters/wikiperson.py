@@ -25,6 +25,7 @@ The mention side has no text, so the tasks are ``Im-Ie`` (visual KB), ``Im-Te`` 
 without name or image, and counted in the log). A ``wikiid`` that is empty or ``nil`` is NIL. The annotation's
 ``id`` is kept as the ``source_id`` column.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,8 @@ from typing import Any
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver, ImageStatus, LoadedImage, decode_rgb
-from ..release import ReleaseRecordError, read_raw_records, require
+from ..json_records import first_record
+from ..release import ReleaseRecordError, require
 from ..report import BuildReport
 from ..splits import split_of
 from .common import KBEntity, image_resolver, iter_parsed, kb_row, mention_row, peer_layout, source_folder, tasks_for
@@ -143,23 +145,12 @@ def crop(loaded: LoadedImage, box: list[float], where: tuple[str, int], max_pixe
     return LoadedImage(ImageStatus.OK, path, buffer.getvalue())
 
 
-def _first_record(path: Path) -> Any:
-    """The first record of a JSON file, or ``None`` when it holds none or cannot be read."""
-    records = read_raw_records(path, path.name)
-    try:
-        return next(records, (0, None))[1]
-    except ReleaseRecordError:
-        return None
-    finally:
-        records.close()
-
-
 def find_text_kb(src: Path, annotation_files: list[Path]) -> Path | None:
     """The textual knowledge base: the JSON file here or one folder down whose records have a QID ``id`` and a
     ``name``; ``None`` when there is none, ``ValueError`` when several files look like one."""
     found = []
     for path in sorted({*src.glob("*.json"), *src.glob("*.jsonl"), *src.glob("*/*.json"), *src.glob("*/*.jsonl")}):
-        first = _first_record(path) if path.is_file() and path not in annotation_files else None
+        first = first_record(path, path.name) if path.is_file() and path not in annotation_files else None
         if isinstance(first, dict) and _QID.fullmatch(str(first.get("id", ""))) and isinstance(first.get("name"), str):
             found.append(path)
     if len(found) > 1:
