@@ -18,6 +18,7 @@ from pathlib import Path
 
 import datasets
 
+from .card import release_layout
 from .constants import SPLITS, TOPICS, parse_task
 from .hub_folder import check_m3el_layout, holds_a_dataset
 from .release import find_release_files, iter_release
@@ -68,7 +69,11 @@ class M3ELBuilder(datasets.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = MENTIONS_CONFIG
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(description=_DESCRIPTION, features=config_features(self.config.name))
+        if self.config.data_dir:  # a DifFMEL release adds its difficulty column
+            features = release_layout(self.config.data_dir).config_features(self.config.name)
+        else:  # _split_generators says that the folder is needed
+            features = config_features(self.config.name)
+        return datasets.DatasetInfo(description=_DESCRIPTION, features=features)
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         if not self.config.data_dir:
@@ -113,7 +118,7 @@ class M3ELBuilder(datasets.GeneratorBasedBuilder):
         if self.config.name == KB_CONFIG:
             yield from _kb_examples(rows)
         else:
-            keep = config_features(self.config.name)
+            keep = self.info.features
             for row in rows:
                 yield row["id"], {column: row[column] for column in keep}
         _log_report(split, report)
@@ -143,6 +148,9 @@ def _log_report(split: str, report: BuildReport) -> None:
     for problem in report.image_problems:
         logger.warning("Empty image cell in %s (%s): %s %s", problem.record_id, problem.role, problem.status,
                        problem.detail)  # fmt: skip
+    for entry in report.ignored_fields:
+        logger.warning("Field %s of %d record(s), the first %s, has no column and is not kept.", entry.field,
+                       entry.records, entry.first)  # fmt: skip
     if report.skipped_records or report.image_problems:
         logger.warning("Split %s: %d records skipped, image problems %s", split, len(report.skipped_records),
                        report.image_problem_counts())  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,18 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .constants import SPLITS, TASKS, TOPICS, parse_task
 from .hub_cards import template_path
-from .rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, config_columns, config_features, text_column
+from .release import release_extra_fields
+from .rows import (
+    EXTRA_COLUMNS,
+    FEATURES,
+    KB_CONFIG,
+    KB_SPLIT,
+    MENTIONS_CONFIG,
+    PART_COLUMNS,
+    config_columns,
+    config_features,
+    text_column,
+)
 from .stats import DatasetStatistics, format_statistics
 from .text_formats import (
     ENTITY_TEXT_TEMPLATE,
@@ -49,6 +61,8 @@ class HubLayout:
         kb_description (`str`): what the ``kb`` config holds, in the card's table of configs.
         image_source (`str`): where the images come from, in the card's licence note.
         tags (`tuple[str]`) / task_categories (`tuple[str]`): the card's Hub metadata.
+        extra_columns (`tuple[tuple[str, str]]`, defaults to none): ``(name, value type)`` of each source field kept
+            beyond `FEATURES` (DifFMEL's ``difficulty``, WIKIPerson's ``source_id``), in every mention config.
         card_fields (`dict`): further template variables (description, citation, published figures, ...).
     """
 
@@ -65,6 +79,7 @@ class HubLayout:
     image_source: str = "Wikimedia Commons"
     tags: tuple[str, ...] = ("multi-modal-entity-linking", "entity-linking", "wikidata", "image-text")
     task_categories: tuple[str, ...] = ("text-retrieval", "zero-shot-image-classification")
+    extra_columns: tuple[tuple[str, str], ...] = ()
     card_fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +90,14 @@ class HubLayout:
             raise ValueError(f"{self.name}: splits must be a non-empty subset of {SPLITS}, got {self.splits}.")
         if not self.text_parts <= SOURCE_PARTS:
             raise ValueError(f"{self.name}: text parts must be among {sorted(SOURCE_PARTS)}, got {self.text_parts}.")
+        clashing = [name for name, _ in self.extra_columns if name in FEATURES]
+        if clashing:
+            raise ValueError(f"{self.name}: extra columns {clashing} are already columns of the schema; rename them.")
+
+    @property
+    def mention_features(self) -> datasets.Features:
+        """The columns of a mention row: `FEATURES`, then the `extra_columns`."""
+        return datasets.Features({**FEATURES, **{name: datasets.Value(kind) for name, kind in self.extra_columns}})
 
     @property
     def config_names(self) -> tuple[str, ...]:
@@ -116,16 +139,27 @@ class HubLayout:
         if config_name not in self.config_names:
             raise ValueError(f"{self.pretty_name} has no config {config_name!r}; choose one of "
                              f"{', '.join(self.config_names)}.")  # fmt: skip
-        return [column for column in config_columns(config_name) if column not in self.excluded_columns]
+        columns = [column for column in config_columns(config_name) if column not in self.excluded_columns]
+        return columns if config_name == KB_CONFIG else columns + [name for name, _ in self.extra_columns]
 
     def config_features(self, config_name: str) -> datasets.Features:
         """The `datasets.Features` of a config of this dataset."""
-        source = config_features(config_name)
+        source = config_features(KB_CONFIG) if config_name == KB_CONFIG else self.mention_features
         return datasets.Features({column: source[column] for column in self.config_columns(config_name)})
 
 
 M3EL_LAYOUT = HubLayout(name="m3el", pretty_name=PRETTY_NAME, groups=TOPICS, splits=SPLITS, group_splits=True)
 """M3EL itself: five topic folders, 8:1:1 splits plus one split per topic, all nine tasks."""
+
+
+def release_layout(raw_dir: str | os.PathLike) -> HubLayout:
+    """`M3EL_LAYOUT`, with a column for each `release.EXTRA_FIELDS` the release's records hold: the DifFMEL release
+    (the same records, rooted at ``/DiffMEL/``, with a ``difficulty`` level) keeps its levels."""
+    extra = release_extra_fields(raw_dir)
+    if not extra:
+        return M3EL_LAYOUT
+    return dataclasses.replace(M3EL_LAYOUT, pretty_name=f"{PRETTY_NAME} (DifFMEL release, with {', '.join(extra)})",
+                               extra_columns=tuple((name, EXTRA_COLUMNS[name]) for name in extra))  # fmt: skip
 
 
 def split_globs(layout: HubLayout = M3EL_LAYOUT) -> list[dict[str, str]]:

@@ -66,11 +66,14 @@ def _where(file: str, index: int | None, field: str | None) -> str:
 
 
 def _print_report(report: BuildReport) -> None:
-    """What ``build`` and ``convert`` skipped, normalised, found duplicated or found empty, a line each."""
+    """What ``build`` and ``convert`` skipped, normalised, did not keep, found duplicated or found empty, a line
+    each."""
     _print_entries("skipped", [f"{_where(s.file, s.index, s.field)}: {s.problem}" for s in report.skipped_records])
     _print_entries("empty file", [f"{file} holds no record" for file in report.empty_files])
     _print_entries("normalised", [f"{_where(v.file, v.index, v.field)}: {v.original!r} read as {v.value!r}"
                                   for v in report.normalised_values])  # fmt: skip
+    _print_entries("ignored field", [f"{f.field} of {f.records} record(s), the first {f.first}: no column keeps it"
+                                     for f in report.ignored_fields])  # fmt: skip
     _print_entries("duplicate", [f"{d.id} ({d.split}) repeats {d.duplicate_of} ({d.duplicate_of_split})"
                                  + (", dropped" if d.dropped else "") for d in report.duplicates])  # fmt: skip
     if report.duplicates and not any(d.dropped for d in report.duplicates):
@@ -107,11 +110,13 @@ def _build(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     from .converters import convert
+    from .converters.common import gold_counts
 
     result = convert(args.format, args.src_dir, args.out_dir, _export_config(args))
-    nil = result.statistics.total.gold_absent
-    print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL), {result.num_kb_entities} KB entities and "
-          f"{len(result.shards)} shards to {result.out_dir}")  # fmt: skip
+    nil, missed = gold_counts(result.out_dir)
+    print(f"Wrote {result.statistics.total.mentions} mentions ({nil} NIL: no gold entity; {missed} whose gold entity "
+          f"is not among their candidates), {result.num_kb_entities} KB entities and {len(result.shards)} shards to "
+          f"{result.out_dir}")  # fmt: skip
     _print_report(result.report)
     empty_images = len(result.report.image_problems)
     print(f"{empty_images} empty image cells; build report: {result.out_dir / 'build_report.json'}")

@@ -1,7 +1,8 @@
 """Hub export: rows of our schema become a folder of Parquet shards (images embedded) plus the dataset card.
 
 `export_rows` writes any stream of rows (M3EL's or a converted peer dataset's) in a `HubLayout`;
-`export_release` is M3EL's: the raw release read by `iter_release_rows`, in `M3EL_LAYOUT`.
+`export_release` is M3EL's: the raw release read by `iter_release_rows`, in `M3EL_LAYOUT` (with DifFMEL's extra
+column when the release has it, see `card.release_layout`).
 
 Layout of the folder, which ``huggingface_hub`` uploads as it is::
 
@@ -28,12 +29,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .card import DATA_DIR, KB_DIR, M3EL_LAYOUT, HubLayout, render_dataset_card, split_sizes
+from .card import DATA_DIR, KB_DIR, HubLayout, release_layout, render_dataset_card, split_sizes
 from .duplicates import DuplicateFinder
 from .images import DEFAULT_MAX_IMAGE_BYTES
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import REPORT_FILE_NAME, BuildReport
-from .rows import FEATURES, KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
+from .rows import KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
 from .stats import DatasetStatistics, StatisticsAccumulator
 
 logger = logging.getLogger(__name__)
@@ -159,13 +160,15 @@ def _prepare_output(out_dir: Path, overwrite: bool, source: str | os.PathLike | 
     return Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out_dir)}{os.getpid()}-", dir=out_dir.parent))
 
 
-def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str]) -> None:
+def _check_row(row: dict[str, Any], layout: HubLayout, ids: set[str], columns: set[str], report: BuildReport) -> None:
     if row["id"] in ids:
         raise ValueError(f"Two records have the id {row['id']!r}; record file names must differ beyond extension.")
     ids.add(row["id"])
     if row["topic"] not in layout.groups or row["split"] not in layout.splits:
         raise ValueError(f"Row {row['id']!r} has group {row['topic']!r} and split {row['split']!r}; {layout.name} "
                          f"has groups {layout.groups} and splits {layout.splits}.")  # fmt: skip
+    for name in row.keys() - columns:  # a field the layout has no column for (a DifFMEL level) is counted
+        report.add_ignored_field(name, row["id"])
 
 
 @dataclass
@@ -183,7 +186,7 @@ def _write_shards(
     config: ExportConfig, report: BuildReport,
 ) -> _Written:  # fmt: skip
     writers = {
-        (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, FEATURES, config.limits)
+        (group, split): ParquetShardWriter(staging / DATA_DIR / group, split, layout.mention_features, config.limits)
         for group in layout.groups
         for split in layout.splits
     }
@@ -191,9 +194,10 @@ def _write_shards(
     candidates_kb = KnowledgeBaseCollector(report)
     accumulator = StatisticsAccumulator(layout.groups)
     ids: set[str] = set()
+    columns = set(layout.mention_features)
     duplicates = DuplicateFinder(report, drop=config.drop_duplicates)
     for row in tqdm(rows, desc=f"Building {layout.name} shards", unit=" mentions"):
-        _check_row(row, layout, ids)
+        _check_row(row, layout, ids, columns, report)
         if not duplicates.keep(row):
             continue  # a dropped copy's candidates are the kept copy's: the KB loses nothing
         writers[row["topic"], row["split"]].write(row)
@@ -297,7 +301,8 @@ def export_rows(
 
 
 def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
-    """Build the Hub folder ``out_dir`` from the M3EL release in ``raw_dir``; nothing is left half-written on error."""
+    """Build the Hub folder ``out_dir`` from the M3EL (or DifFMEL) release in ``raw_dir``; nothing is left
+    half-written on error."""
     report = BuildReport()
     rows = iter_release_rows(
         raw_dir,
@@ -308,4 +313,4 @@ def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, confi
         num_proc=config.num_proc,
         report=report,
     )
-    return export_rows(rows, out_dir, M3EL_LAYOUT, config, report=report, source=raw_dir)
+    return export_rows(rows, out_dir, release_layout(raw_dir), config, report=report, source=raw_dir)

@@ -16,6 +16,8 @@ from PIL import Image
 
 RELEASE_ROOT_NAME = "M3EL"
 """The release's local paths start with ``/M3EL/``: the root of the unpacked archive, i.e. the folder users give."""
+RELEASE_ROOT_NAMES = (RELEASE_ROOT_NAME, "DiffMEL")
+"""The roots a release's paths may start with: the DifFMEL README shows the same records rooted at ``/DiffMEL/``."""
 
 
 class ImageStatus(str, Enum):
@@ -46,12 +48,12 @@ class LoadedImage:
 
 
 def release_image_root(raw_dir: str | os.PathLike) -> Path:
-    """The folder that ``/M3EL/`` stands for: ``raw_dir`` itself, or ``raw_dir/M3EL`` if the user gave its parent."""
+    """The folder that ``/M3EL/`` (or ``/DiffMEL/``) stands for: ``raw_dir`` itself, or ``raw_dir/M3EL`` (or
+    ``raw_dir/DiffMEL``) if the user gave its parent."""
     raw_dir = Path(raw_dir)
-    nested = raw_dir / RELEASE_ROOT_NAME
-    if nested.is_dir() and not any(p.name.endswith("_candidates_images") for p in raw_dir.iterdir() if p.is_dir()):
-        return nested
-    return raw_dir
+    if not raw_dir.is_dir() or any(p.name.endswith("_candidates_images") for p in raw_dir.iterdir() if p.is_dir()):
+        return raw_dir
+    return next((raw_dir / name for name in RELEASE_ROOT_NAMES if (raw_dir / name).is_dir()), raw_dir)
 
 
 def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
@@ -61,7 +63,8 @@ def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
 
 
 def relative_release_path(local_path: str) -> PurePosixPath | None:
-    """Turn a release path (``/M3EL/a/b.jpg`` or ``a/b.jpg``) into a relative one; ``None`` if it names no file.
+    """Turn a release path (``/M3EL/a/b.jpg``, ``/DiffMEL/a/b.jpg`` or ``a/b.jpg``) into a relative one; ``None`` if
+    it names no file.
 
     Any other absolute path (``/etc/passwd``, ``C:\\x``) is returned unchanged so that the caller's containment
     check rejects it, rather than being silently re-rooted inside the folder.
@@ -70,7 +73,7 @@ def relative_release_path(local_path: str) -> PurePosixPath | None:
     if not normalised:
         return None
     path = PurePosixPath(normalised)
-    if path.is_absolute() and len(path.parts) > 1 and path.parts[1] == RELEASE_ROOT_NAME:
+    if path.is_absolute() and len(path.parts) > 1 and path.parts[1] in RELEASE_ROOT_NAMES:
         return PurePosixPath(*path.parts[2:]) if len(path.parts) > 2 else None
     return path
 

@@ -17,15 +17,24 @@ _BOM = b"\xef\xbb\xbf"
 _TOO_DEEP = "nested too deeply to read (more levels than Python's recursion limit)"
 
 
-class ReleaseRecordError(ValueError):
-    """A record (or a whole file) of the release that cannot be read as the format describes."""
+SKIP_REMEDY = "Fix the release or pass --skip-invalid (skip_invalid=True) to skip it."
 
-    def __init__(self, source_file: str, index: int | None, field_name: str | None, problem: str):
+
+class ReleaseRecordError(ValueError):
+    """A record (or a whole file) of the release that cannot be read as the format describes.
+
+    ``remedy`` ends the message (default `SKIP_REMEDY`); a problem that skipping cannot solve, such as a file of
+    another layout whose every record would be skipped, says instead what to run.
+    """
+
+    def __init__(
+        self, source_file: str, index: int | None, field_name: str | None, problem: str, remedy: str = SKIP_REMEDY
+    ):
         self.source_file, self.index, self.field_name, self.problem = source_file, index, field_name, problem
         where = source_file if index is None else f"{source_file}, record {index}"
         if field_name:
             where += f", field {field_name!r}"
-        super().__init__(f"{where}: {problem}. Fix the release or pass --skip-invalid (skip_invalid=True) to skip it.")
+        super().__init__(f"{where}: {problem}. {remedy}")
 
 
 class _ChunkedText:
@@ -151,3 +160,15 @@ def read_raw_records(path: Path, display_name: str) -> Iterator[tuple[int, Any]]
                 yield from _iter_json_lines(file, display_name)
     except (OSError, UnicodeDecodeError) as error:
         raise ReleaseRecordError(display_name, None, None, f"unreadable record file ({error})") from error
+
+
+def first_record(path: Path, display_name: str) -> Any:
+    """The first record of a records file (read no further), or ``None`` when it holds none or cannot be read: for
+    telling what a file holds, the reader names any problem when it reads the file."""
+    records = read_raw_records(path, display_name)
+    try:
+        return next(records, (0, None))[1]
+    except ReleaseRecordError:
+        return None
+    finally:
+        records.close()

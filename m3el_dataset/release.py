@@ -17,16 +17,20 @@ from typing import Any
 
 from .constants import TOPICS
 from .images import is_inside, release_image_root
-from .json_records import ReleaseRecordError, read_raw_records
+from .json_records import ReleaseRecordError, first_record, read_raw_records
 from .report import BuildReport, NormalisedValue
 
 logger = logging.getLogger(__name__)
 
 RECORD_FILE_SUFFIXES = (".json", ".jsonl")
 _TOPIC_ALIASES = {**{topic: topic for topic in TOPICS}, "movie": "movies", "book": "books", "sport": "sports"}
-_IMAGE_FOLDER = re.compile(r"^/?(?:M3EL/)?([A-Za-z]+)_candidates_images/")
+_IMAGE_FOLDER = re.compile(r"^/?(?:M3EL/|DiffMEL/)?([A-Za-z]+)_candidates_images/")
 _QID = re.compile(r"Q[1-9][0-9]*")
 RECORD_FIELDS = ("Qid", "name", "description", "sentence", "image", "candidates")
+CANDIDATE_FIELDS = ("Qid", "name", "description", "image")
+EXTRA_FIELDS: dict[str, type] = {"difficulty": int}
+"""Record fields beyond `RECORD_FIELDS` that are kept, each as a column of its own: the DifFMEL release's
+``difficulty``. Any other field is counted in the build report's ``ignored_fields``, never dropped silently."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class MentionRecord:
     sentence: str
     image: ImageRef
     candidates: list[Candidate] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # the `EXTRA_FIELDS` the record holds
 
     @property
     def id(self) -> str:
@@ -181,6 +186,7 @@ def parse_record(value: Any, source_file: str, index: int, report: BuildReport |
     qid = _qid(fields["Qid"], where, "Qid", normalised)
     image = _parse_image(require(value, "image", list, where), where, "image")
     candidates = _parse_candidates(value, where, normalised)
+    extra = {key: require(value, key, kind, where) for key, kind in EXTRA_FIELDS.items() if key in value}
     topic = topic_of(image, source_file)
     if topic is None:
         raise ReleaseRecordError(
@@ -188,6 +194,7 @@ def parse_record(value: Any, source_file: str, index: int, report: BuildReport |
         )
     if report is not None:
         report.normalised_values.extend(normalised)
+        _count_ignored_fields(value, where, report)
     return MentionRecord(
         topic=topic,
         index=index,
@@ -198,7 +205,32 @@ def parse_record(value: Any, source_file: str, index: int, report: BuildReport |
         sentence=fields["sentence"],
         image=image,
         candidates=candidates,
+        extra=extra,
     )
+
+
+def _count_ignored_fields(value: dict[str, Any], where: tuple[str, int], report: BuildReport) -> None:
+    """List in ``report`` the fields of a valid record that no column keeps (``candidates[].x`` for a candidate's)."""
+    place = f"{where[0]}, record {where[1]}"
+    for key in value.keys() - {*RECORD_FIELDS, *EXTRA_FIELDS}:
+        report.add_ignored_field(key, place)
+    for key in {key for candidate in value["candidates"] for key in candidate} - set(CANDIDATE_FIELDS):
+        report.add_ignored_field(f"candidates[].{key}", place)
+
+
+def release_extra_fields(raw_dir: str | os.PathLike) -> tuple[str, ...]:
+    """The `EXTRA_FIELDS` the release's records hold, read from the first record of each record file (a release
+    gives its records the same fields; a later record holding one the first lacks is reported by the export)."""
+    found: set[str] = set()
+    try:
+        files = find_release_files(raw_dir)
+    except FileNotFoundError:
+        return ()  # the reader says what is missing when it reads the folder
+    for path in files:
+        first = first_record(path, path.name)
+        if isinstance(first, dict):
+            found.update(first.keys() & EXTRA_FIELDS.keys())
+    return tuple(name for name in EXTRA_FIELDS if name in found)
 
 
 def iter_file_records(

@@ -1,4 +1,5 @@
-"""The build report: every skipped record, unusable image, normalised value, duplicate and empty file, listed.
+"""The build report: every skipped record, unusable image, normalised value, duplicate, empty file and ignored
+field, listed.
 
 Nothing a build leaves out or changes is silent: it is saved as ``build_report.json`` beside the data.
 """
@@ -75,6 +76,16 @@ class DuplicateRecord:
 
 
 @dataclass
+class IgnoredField:
+    """A field the source's records hold and the schema has no column for: not kept, and counted here. ``first``
+    names the first record holding it."""
+
+    field: str
+    records: int
+    first: str
+
+
+@dataclass
 class BuildReport:
     """What a build skipped, could not use or changed. ``images_ok`` counts the image cells that hold bytes;
     ``empty_files`` are record files that hold no record at all."""
@@ -86,6 +97,7 @@ class BuildReport:
     normalised_values: list[NormalisedValue] = field(default_factory=list)
     duplicates: list[DuplicateRecord] = field(default_factory=list)
     empty_files: list[str] = field(default_factory=list)
+    ignored_fields: list[IgnoredField] = field(default_factory=list)
 
     def add_skip(self, error: ReleaseRecordError) -> None:
         """List a record skipped because of ``error``."""
@@ -98,6 +110,14 @@ class BuildReport:
         else:
             self.image_problems.append(ImageProblem(record_id, role, image.path, image.status.value, image.detail))
 
+    def add_ignored_field(self, name: str, where: str, records: int = 1) -> None:
+        """Count ``records`` more records (the first at ``where``) holding the field ``name``, which is not kept."""
+        entry = next((entry for entry in self.ignored_fields if entry.field == name), None)
+        if entry is None:
+            self.ignored_fields.append(IgnoredField(name, records, where))
+        else:
+            entry.records += records
+
     def merge(self, other: BuildReport) -> None:
         """Add ``other``'s entries (from another worker process) to this report."""
         self.skipped_records.extend(other.skipped_records)
@@ -107,6 +127,8 @@ class BuildReport:
         self.normalised_values.extend(other.normalised_values)
         self.duplicates.extend(other.duplicates)
         self.empty_files.extend(other.empty_files)
+        for entry in other.ignored_fields:
+            self.add_ignored_field(entry.field, entry.first, entry.records)
 
     def image_problem_counts(self) -> dict[str, int]:
         """How many images are missing, unreadable or outside the folder."""
@@ -123,6 +145,7 @@ class BuildReport:
             "normalised_values": [asdict(value) for value in self.normalised_values],
             "duplicates": [asdict(duplicate) for duplicate in self.duplicates],
             "empty_files": list(self.empty_files),
+            "ignored_fields": [asdict(entry) for entry in self.ignored_fields],
         }
 
     @classmethod
@@ -135,6 +158,7 @@ class BuildReport:
             normalised_values=[NormalisedValue(**value) for value in data.get("normalised_values", [])],
             duplicates=[DuplicateRecord(**duplicate) for duplicate in data.get("duplicates", [])],
             empty_files=list(data.get("empty_files", [])),
+            ignored_fields=[IgnoredField(**entry) for entry in data.get("ignored_fields", [])],
         )
 
     def save(self, folder: str | os.PathLike, file_name: str = REPORT_FILE_NAME) -> Path:

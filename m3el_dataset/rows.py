@@ -20,7 +20,7 @@ import datasets
 
 from .constants import TASKS, TEXT_FORMATS, parse_task
 from .images import DEFAULT_MAX_IMAGE_BYTES, ImageResolver, release_image_root
-from .release import MentionRecord, iter_release
+from .release import EXTRA_FIELDS, MentionRecord, iter_release
 from .report import BuildReport, KBConflict
 from .splits import split_of
 from .text_formats import entity_text, format_mention_texts, mention_parts
@@ -78,6 +78,10 @@ KB_FEATURES = datasets.Features(
 )
 """The ``kb`` config: each candidate entity once (first occurrence in release order)."""
 
+_VALUE_TYPES = {int: "int64", float: "float64", str: "string"}
+EXTRA_COLUMNS: dict[str, str] = {name: _VALUE_TYPES[kind] for name, kind in EXTRA_FIELDS.items()}
+"""The column type of each record field kept beyond `FEATURES` (`release.EXTRA_FIELDS`: DifFMEL's ``difficulty``)."""
+
 
 def config_columns(config_name: str) -> list[str]:
     """The columns of a config, in schema order: a task keeps only what its modalities need."""
@@ -118,7 +122,8 @@ def config_features(config_name: str) -> datasets.Features:
 
 
 def record_to_row(record: MentionRecord, images: ImageResolver, report: BuildReport | None = None) -> dict[str, Any]:
-    """Turn a validated record into a row of `FEATURES`, reading its images (bytes as stored, never re-encoded).
+    """Turn a validated record into a row of `FEATURES` (plus its `EXTRA_COLUMNS`), reading its images (bytes as
+    stored, never re-encoded).
 
     Images that are missing, unreadable or outside the release folder become ``None`` cells and are listed in
     ``report``.
@@ -148,6 +153,7 @@ def record_to_row(record: MentionRecord, images: ImageResolver, report: BuildRep
         "candidate_texts": [entity_text(candidate.name, candidate.description) for candidate in record.candidates],
         "candidate_images": [image.to_cell() for image in candidate_images],
         "label": record.label,
+        **record.extra,
     }
 
 

@@ -120,7 +120,8 @@ def test_missing_files_are_clear_errors(tmp_path):
 def test_cli_convert(tmp_path, capsys):
     src = write_mimic(tmp_path / "src")
     assert main(["convert", "mimic", str(src), str(tmp_path / "out")]) == 0
-    assert "Wrote 6 mentions (2 NIL), 5 KB entities" in capsys.readouterr().out
+    summary = "Wrote 6 mentions (2 NIL: no gold entity; 0 whose gold entity is not among their candidates), 5 KB"
+    assert summary in capsys.readouterr().out
     assert main(["convert", "mimic", str(tmp_path / "missing"), str(tmp_path / "out2")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert "mimic" in CONVERTERS

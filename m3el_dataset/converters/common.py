@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..card import HubLayout
+from ..card import DATA_DIR, HubLayout
 from ..constants import TASKS, parse_task
 from ..export import ExportConfig
 from ..images import ImageResolver
+from ..parquet_shards import iter_parquet_batches
 from ..release import Candidate, ImageRef, MentionRecord, ReleaseRecordError, read_raw_records
 from ..report import BuildReport
 from ..rows import record_to_row
@@ -202,3 +203,15 @@ def source_folder(src_dir: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"Source folder {path} does not exist; pass the folder the dataset unpacks to.")
     return path
+
+
+def gold_counts(out_dir: str | os.PathLike) -> tuple[int, int]:
+    """``(NIL, missed)`` mentions of an exported folder: those with no gold entity (empty ``gold_qid``), and those
+    whose gold entity is not among their candidates (retrieval missed it; ``label`` -1 too, but not NIL)."""
+    nil = missed = 0
+    for shard in sorted(Path(out_dir).glob(f"{DATA_DIR}/*/*.parquet")):
+        for batch in iter_parquet_batches(shard, ["gold_qid", "label"]):
+            for row in batch.to_pylist():
+                nil += not row["gold_qid"]
+                missed += bool(row["gold_qid"]) and row["label"] < 0
+    return nil, missed

@@ -1,37 +1,38 @@
-"""Converter of DiffusionDB's ``2m_random_1k`` subset (Wang et al., 2022) into a prompt-to-image linking task.
+"""Converter of DiffusionDB (Wang et al., 2022), e.g. its ``2m_random_1k`` subset, into a prompt-to-image linking task.
 
 DiffusionDB pairs Stable Diffusion images with the prompts that made them; it has no entities. As in the M³EL
 paper's Table 5, each prompt is a text mention (``S``, there is no separate surface form or description) and each
-image is an entity of a knowledge base made of the subset's images, seen as an image only: the task is ``Tm-Ie``,
+image is an entity of a knowledge base made of the converted images, seen as an image only: the task is ``Tm-Ie``,
 ranking the prompt against every image. The gold entity (the prompt's own image, named by its file) is the only
 candidate, and all mentions go to the ``test`` split (DiffusionDB has no splits of its own).
 
-Two input layouts are read, as distributed (github.com/poloclub/diffusiondb, ``scripts/diffusiondb.py``, and the
-dataset card of ``poloclub/diffusiondb``):
-
-* the Parquet shards of the ``2m_random_1k`` config (``*.parquet``, at any depth), with columns ``image``
-  (``{"bytes", "path"}``) and ``prompt`` (``seed``, ``step``, ``cfg``, ``sampler``, ... are not used);
-* the raw parts as the Hub stores them, ``images/part-NNNNNN.zip`` (the loading script downloads these), each
-  holding ``part-NNNNNN.json``, which maps each image file name to ``{"p": prompt, "se": seed, "c": cfg, "st":
-  steps, "sa": sampler}``, and the PNG files;
-* the same parts unzipped: ``part-NNNNNN/part-NNNNNN.json`` with the PNG files beside it.
+The layouts read are those the dataset is distributed in (github.com/poloclub/diffusiondb, its README,
+``scripts/download.py`` and ``scripts/diffusiondb.py``, and the dataset card of ``poloclub/diffusiondb``); see
+`diffusiondb_layout`: the ``2m_random_1k`` Parquet shards; the Hub's ``images/part-NNNNNN.zip`` archives, read
+in place, with or without ``metadata.parquet`` beside them (when it is there, the prompts are its rows of the
+parts present); the parts unzipped into folders of their own, or flat, tables and images side by side, as
+``scripts/download.py --unzip`` leaves them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..images import ImageResolver, ImageStatus, LoadedImage, too_large
+from ..json_records import SKIP_REMEDY
 from ..parquet_shards import iter_parquet_batches
 from ..release import ReleaseRecordError, read_raw_records, require
 from ..report import BuildReport
 from .common import KBEntity, image_resolver, mention_row, peer_layout, source_folder, tasks_for
+from .diffusiondb_layout import Layout, Part, find_layout, read_metadata
 
 NAME = "diffusiondb"
 SPLIT = "test"
@@ -65,13 +66,14 @@ class _ImageNames:
 
 
 def _row(
-    file: str, index: int, prompt: str, name: str, path: str, images: ImageResolver, names: _ImageNames,
+    source: str, label: str, index: int, prompt: str, name: str, images: _RowImage, names: _ImageNames,
     report: BuildReport,
 ) -> dict:  # fmt: skip
-    """The row of one prompt; its gold entity is the image named ``name`` (its id), found at ``path`` by ``images``."""
-    names.claim(name, file, index)
-    gold = KBEntity(qid=name, name="", image=path)
-    return mention_row(group=NAME, split=SPLIT, source_file=file, index=index, name="", sentence=prompt, image="",
+    """The row of record ``index`` of ``label`` (where its prompt was read; ``source``, the file of its part or
+    shard, gives its id); its gold entity is the image named ``name`` (its id), ``images.current``."""
+    names.claim(name, label, index)
+    gold = KBEntity(qid=name, name="", image=images.current.path)
+    return mention_row(group=NAME, split=SPLIT, source_file=source, index=index, name="", sentence=prompt, image="",
                        gold=gold, candidates=[gold], images=images, report=report)  # fmt: skip
 
 
@@ -91,41 +93,12 @@ def iter_parquet_rows(files: list[Path], src: Path, config: ExportConfig, report
                     where = f"{file}, record {index}"
                     images.current = (images.check(name, data, where) if data
                                       else LoadedImage(ImageStatus.MISSING, name, detail=f"{where}: no image bytes"))
-                    yield _row(file, index, prompt, name, name, images, names, report)
+                    yield _row(file, file, index, prompt, name, images, names, report)
                 except ReleaseRecordError as error:
                     if not config.skip_invalid:
                         raise
                     report.add_skip(error)
                 index += 1
-
-
-def _part_rows(
-    file: str, table: object, locate: Callable[[str], str], images: ImageResolver, names: _ImageNames,
-    config: ExportConfig, report: BuildReport,
-) -> Iterator[dict]:  # fmt: skip
-    """Rows of one part's table (image file name -> parameters); ``locate`` gives each image's path for ``images``."""
-    if not isinstance(table, dict):
-        raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
-    for index, (image_name, params) in enumerate(table.items()):
-        try:
-            prompt = require(params, "p", str, (file, index))
-            yield _row(file, index, prompt, image_name, locate(image_name), images, names, report)
-        except ReleaseRecordError as error:
-            if not config.skip_invalid:
-                raise
-            report.add_skip(error)
-
-
-def iter_part_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
-    """Rows from raw ``part-NNNNNN/part-NNNNNN.json`` files and the PNG files beside them."""
-    images, names = image_resolver(src, config), _ImageNames()
-    for path in files:
-        file, folder = path.relative_to(src).as_posix(), path.parent.relative_to(src).as_posix()
-        (_, table), *rest = list(read_raw_records(path, file)) or [(0, None)]
-        if rest:
-            raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters")
-        yield from _part_rows(file, table, lambda name, folder=folder: f"{folder}/{name}", images, names, config,
-                              report)
 
 
 def read_member(archive: zipfile.ZipFile, name: str, path: str, images: ImageResolver) -> LoadedImage:
@@ -147,58 +120,103 @@ def read_member(archive: zipfile.ZipFile, name: str, path: str, images: ImageRes
     return images.check(path, data, path)
 
 
-def iter_zip_rows(files: list[Path], src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
-    """Rows from zipped parts (``part-NNNNNN.zip`` holding ``part-NNNNNN.json`` and the PNG files), read in place."""
-    images, names = image_resolver(src, config, _RowImage), _ImageNames()
-    for path in files:
-        file = path.relative_to(src).as_posix()
+def _part_table(
+    part: Part, src: Path, metadata: dict[int, list[dict]] | None, metadata_file: str, archive: zipfile.ZipFile | None,
+    remedy: str,
+) -> tuple[str, list[tuple[Any, Any, str]]]:  # fmt: skip
+    """``(where the prompts are read, [(image name, record, prompt field)])`` of a part: its rows of the metadata
+    table when there is one, else its own table (unzipped, or inside ``archive``)."""
+    if metadata and metadata.get(part.number):
+        return f"{metadata_file} ({part.name})", [(row["image_name"], row, "prompt") for row in metadata[part.number]]
+    if part.table is not None:
+        file = part.table.relative_to(src).as_posix()
+        (_, table), *rest = list(read_raw_records(part.table, file)) or [(0, None)]
+        table = None if rest else table
+    else:
+        file, member = part.archive.relative_to(src).as_posix(), f"{part.name}.json"
         try:
-            archive = zipfile.ZipFile(path)
+            table = json.loads(archive.read(member))
+        except KeyError as error:
+            raise ReleaseRecordError(file, None, None, f"no {member} inside the archive", remedy) from error
         except zipfile.BadZipFile as error:
-            raise ReleaseRecordError(file, None, None, f"not a readable zip archive ({error})") from error
-        with archive:
-            try:
-                table = json.loads(archive.read(f"{path.stem}.json"))
-            except KeyError as error:
-                raise ReleaseRecordError(file, None, None, f"no {path.stem}.json inside the archive") from error
-            except zipfile.BadZipFile as error:
-                raise ReleaseRecordError(file, None, None, f"{path.stem}.json is damaged ({error})") from error
-            except ValueError as error:
-                raise ReleaseRecordError(file, None, None, f"{path.stem}.json is not valid JSON ({error})") from error
+            raise ReleaseRecordError(file, None, None, f"{member} is damaged ({error})", remedy) from error
+        except ValueError as error:
+            raise ReleaseRecordError(file, None, None, f"{member} is not valid JSON ({error})", remedy) from error
+    if not isinstance(table, dict):
+        raise ReleaseRecordError(file, None, None, "expected one JSON object: image file name -> parameters", remedy)
+    return file, [(name, params, "p") for name, params in table.items()]
 
-            def locate(name: str, file: str = file, archive: zipfile.ZipFile = archive) -> str:
-                images.current = read_member(archive, name, f"{file}/{name}", images)
-                return images.current.path
 
-            yield from _part_rows(file, table, locate, images, names, config, report)
+@contextlib.contextmanager
+def _archive_of(part: Part, src: Path, remedy: str) -> Iterator[zipfile.ZipFile | None]:
+    """The part's zip archive, opened, when its images are read from it (``None``: they are unzipped)."""
+    if part.table is not None:
+        yield None
+        return
+    try:
+        archive = zipfile.ZipFile(part.archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ReleaseRecordError(part.archive.relative_to(src).as_posix(), None, None,
+                                 f"not a readable zip archive ({error})", remedy) from error  # fmt: skip
+    with archive:
+        yield archive
+
+
+def iter_part_rows(layout: Layout, src: Path, config: ExportConfig, report: BuildReport) -> Iterator[dict]:
+    """Rows of every part, its images read unzipped or from its zip archive in place, its prompts from the metadata
+    table or its own table. A part that cannot be read is skipped with ``skip_invalid`` only when others remain."""
+    files, images, names = image_resolver(src, config), image_resolver(src, config, _RowImage), _ImageNames()
+    metadata = read_metadata(layout.metadata, layout.parts) if layout.metadata is not None else None
+    metadata_file = layout.metadata.relative_to(src).as_posix() if layout.metadata is not None else ""
+    several = len(layout.parts) > 1
+    remedy = SKIP_REMEDY if several else "Download this part again (the only one here: skipping it leaves nothing)."
+    for part in layout.parts:
+        try:
+            with _archive_of(part, src, remedy) as archive:
+                label, records = _part_table(part, src, metadata, metadata_file, archive, remedy)
+                source = (part.table or part.archive).relative_to(src).as_posix()
+                folder = part.table.parent.relative_to(src).as_posix() if part.table is not None else ""
+                for index, (name, record, field) in enumerate(records):
+                    try:
+                        prompt = require(record, field, str, (label, index))
+                        if not isinstance(name, str) or not name:
+                            raise ReleaseRecordError(label, index, "image_name", "expected an image file name")
+                        images.current = (files.load(f"{folder}/{name}") if archive is None
+                                          else read_member(archive, name, f"{source}/{name}", images))  # fmt: skip
+                        yield _row(source, label, index, prompt, name, images, names, report)
+                    except ReleaseRecordError as error:
+                        if not config.skip_invalid:
+                            raise
+                        report.add_skip(error)
+        except ReleaseRecordError as error:
+            if error.index is not None or not (config.skip_invalid and several):
+                raise
+            report.add_skip(error)
+def _what(layout: Layout) -> str:
+    """What of DiffusionDB was converted, for the card."""
+    if layout.shards:
+        return "its `2m_random_1k` subset"
+    names = [part.name for part in layout.parts]
+    parts = names[0] if len(names) == 1 else f"{len(names)} of its parts ({names[0]} to {names[-1]})"
+    return parts + (f", prompts from `{layout.metadata.name}`" if layout.metadata is not None else "")
 
 
 def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: ExportConfig) -> ExportResult:
-    """Convert DiffusionDB ``2m_random_1k`` (Parquet shards or raw parts) into our Hub layout (task ``Tm-Ie``)."""
+    """Convert DiffusionDB (``2m_random_1k`` shards, or parts zipped or unzipped, with or without the metadata
+    table) into our Hub layout (task ``Tm-Ie``)."""
     src = source_folder(src_dir)
     report = BuildReport()
-    shards = sorted(src.rglob("*.parquet"))
-    parts = sorted(p for p in src.rglob("part-*.json") if p.stem == p.parent.name)
-    archives = sorted(src.rglob("part-*.zip"))
-    if sum(map(bool, (shards, parts, archives))) > 1:
-        raise ValueError(f"{src} holds more than one DiffusionDB layout (Parquet shards, part-*.zip archives, "
-                         "unzipped part-* folders); keep one, so that no prompt is converted twice.")  # fmt: skip
-    if shards:
-        rows = iter_parquet_rows(shards, src, config, report)
-    elif parts:
-        rows = iter_part_rows(parts, src, config, report)
-    elif archives:
-        rows = iter_zip_rows(archives, src, config, report)
+    layout = find_layout(src)
+    if layout.shards:
+        rows = iter_parquet_rows(layout.shards, src, config, report)
     else:
-        raise FileNotFoundError(f"No DiffusionDB data in {src}: expected the 2m_random_1k Parquet shards, "
-                                "images/part-NNNNNN.zip archives, or unzipped part-NNNNNN/part-NNNNNN.json files "
-                                "with their images.")  # fmt: skip
+        rows = iter_part_rows(layout, src, config, report)
     fields = published.card_fields(
         NAME,
         description="DiffusionDB pairs images generated by Stable Diffusion with the prompts real users wrote. Here "
-        "its `2m_random_1k` subset is a prompt-to-image linking task: each prompt is a text mention and each "
-        "image an entity, as the M³EL paper's Table 5 uses it.",
-        source="DiffusionDB `2m_random_1k` (huggingface.co/datasets/poloclub/diffusiondb)",
+        f"{_what(layout)} is a prompt-to-image linking task: each prompt is a text mention and each image an "
+        "entity, as the M³EL paper's Table 5 uses it.",
+        source=f"DiffusionDB, {_what(layout)} (huggingface.co/datasets/poloclub/diffusiondb)",
         citations=("diffusiondb",),
         notes="- DiffusionDB has no entities: an image's knowledge-base id is its file name (DiffusionDB's "
         "`image_name`, unique), and a prompt's gold entity is its own image. The only task is `Tm-Ie`; all "
@@ -206,6 +224,7 @@ def convert(src_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Expo
         "- The prompt is the whole context S; there is no surface form M or description D, so only the formats "
         "`S` and `S1` exist.",
     )
-    layout = peer_layout(NAME, "DiffusionDB 2m_random_1k", (SPLIT,), fields, tasks=tasks_for("T", "I"),
-                         text_parts=frozenset({"S"}), image_source="Stable Diffusion (DiffusionDB, CC0)")  # fmt: skip
-    return export_rows(rows, out_dir, layout, config, report=report, source=src)
+    pretty = "DiffusionDB 2m_random_1k" if layout.shards else "DiffusionDB"
+    hub_layout = peer_layout(NAME, pretty, (SPLIT,), fields, tasks=tasks_for("T", "I"), text_parts=frozenset({"S"}),
+                             image_source="Stable Diffusion (DiffusionDB, CC0)")  # fmt: skip
+    return export_rows(rows, out_dir, hub_layout, config, report=report, source=src)
