@@ -184,3 +184,14 @@ def test_the_image_names_of_real_wikidiverse_urls_follow_the_readme_recipe():
     assert len(urls) == 7179
     assert [mention_image_name(url) for url in urls] == [wikidiverse_image_name(url) for url in urls]
     assert all(not name.lower().endswith(".svg") for name in map(mention_image_name, urls))
+
+
+def test_a_ghmfc_file_inside_a_wikidiverse_folder_points_to_convert_ghmfc(tmp_path):
+    from m3el_dataset.converters import convert
+    from m3el_dataset.export import ExportConfig
+
+    source = write_wikidiverse(tmp_path / "wikidiverse")
+    keyed = {"21717": {"id": "21717", "sentence": "A sentence.", "mentions": ["A"], "answer": ["Q1"]}}
+    (source / "train.json").write_text(__import__("json").dumps(keyed, indent=1))
+    with pytest.raises(ValueError, match=r"train.json: this looks like a JSON object keyed by id .* convert ghmfc"):
+        convert("wikidiverse", source, tmp_path / "out", ExportConfig())

@@ -63,8 +63,7 @@ def iter_parsed(
     """
     if not path.is_file():
         raise FileNotFoundError(f"No file {path}; give the folder the dataset unpacks to.")
-    if looks_keyed_by_id(path):
-        raise ValueError(f"{display_name}: {KEYED_BY_ID_HINT} (m3el-dataset convert ghmfc SRC OUT).")
+    refuse_keyed_by_id(path, display_name)
     for index, value in read_raw_records(path, display_name):
         try:
             if isinstance(value, ReleaseRecordError):
@@ -86,6 +85,12 @@ def looks_keyed_by_id(path: Path) -> bool:
     except OSError:
         return False
     return bool(_KEYED_BY_ID.match(head)) and '"sentence"' in head and '"mentions"' in head
+
+
+def refuse_keyed_by_id(path: Path, display_name: str) -> None:
+    """Raise ``ValueError`` pointing to ``convert ghmfc`` when ``path`` is a GHMFC/MELBench records file."""
+    if looks_keyed_by_id(path):
+        raise ValueError(f"{display_name}: {KEYED_BY_ID_HINT} (m3el-dataset convert ghmfc SRC OUT).")
 
 
 def read_json_object(path: Path, display_name: str) -> dict[str, Any]:

@@ -45,7 +45,16 @@ from .. import published
 from ..export import ExportConfig, ExportResult, export_rows
 from ..release import ReleaseRecordError, read_raw_records
 from ..report import BuildReport, NormalisedValue
-from .common import KBEntity, image_resolver, kb_row, mention_row, peer_layout, source_folder, tasks_for
+from .common import (
+    KBEntity,
+    image_resolver,
+    kb_row,
+    mention_row,
+    peer_layout,
+    refuse_keyed_by_id,
+    source_folder,
+    tasks_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +227,7 @@ def iter_mention_rows(
     images = image_resolver(root, config)
     for split, path in split_files.items():
         count = 0
+        refuse_keyed_by_id(path, path.name)
         for index, value in read_raw_records(path, path.name):
             try:
                 if isinstance(value, ReleaseRecordError):
