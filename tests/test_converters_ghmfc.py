@@ -225,7 +225,8 @@ def test_cli_convert_ghmfc(tmp_path, capsys):
     src = write_ghmfc_wikimel(tmp_path / "datasets")
     assert "ghmfc" in CONVERTERS
     assert main(["convert", "ghmfc", str(src), str(tmp_path / "out")]) == 0
-    assert "Wrote 7 mentions (0 NIL), 7 KB entities" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Wrote 7 mentions (0 NIL: no gold entity; 0 whose gold entity is not among their candidates), 7 KB" in printed
     assert main(["convert", "mimic", str(src), str(tmp_path / "out2")]) == 2
     assert "use `convert ghmfc`" in capsys.readouterr().err
 
