@@ -17,7 +17,9 @@ the only candidate. The ``kb`` config lists every gold and candidate entity once
 
 Mention images are the downloaded Wikinews images, in ``wikinewsImgs/`` (or ``wikinews_imgs/``), named as the
 README says: the MD5 of the URL's file name followed by its extension, ``.svg`` saved as ``.png``. Entity images
-are only distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``. Descriptions come from the
+are only distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``: of those the M³EL paper names
+for WikiDiverse (``Tm-Te``, ``Im-Ie``, ``ITm-Ie``, ``ITm-ITe``) only ``Tm-Te`` (MIMIC's copy, converted by
+`converters.mimic`, has entity images). Descriptions come from the
 optional ``entity2desc*`` file ("split with '@@@@'", the README says): ``<entity>@@@@<description>`` lines, the
 entity given as a name or a URL (both keyed as above); without it the ``D`` formats are left out and descriptions
 are empty.

@@ -12,8 +12,10 @@ distributed on Kaggle, whose layout could not be looked up; this converter **ass
 
 Each mention is the person's bounding box cropped from the image (in pixels, clamped to the image, saved as
 RGB PNG): without the crop, an image showing two persons would be two identical mentions with different golds. The
-source has no text on either side, so the only task is ``Im-Ie``; the ``kb`` config lists every entity of
-``kb_image/`` plus any gold entity without an image there. A ``wikiid`` that is empty or ``nil`` is NIL.
+source has no text on either side, so the only task is ``Im-Ie`` (the M³EL paper names ``Im-Te``, ``Im-Ie`` and
+``Im-ITe`` for WIKIPerson; the other two need entity texts, which this converter does not read); the ``kb`` config
+lists every entity of ``kb_image/`` plus any gold entity without an image there. A ``wikiid`` that is empty or
+``nil`` is NIL.
 """
 
 from __future__ import annotations
