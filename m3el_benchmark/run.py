@@ -50,7 +50,7 @@ from m3el_benchmark.evaluation.data import (
 from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
 from m3el_benchmark.evaluation.encoding import EncodingSettings
 from m3el_benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations
-from m3el_benchmark.evaluation.figures import NIL_POLICIES, FigureSettings
+from m3el_benchmark.evaluation.figures import FigureSettings
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
@@ -141,7 +141,7 @@ class BenchmarkArguments:
         check_names(self.topics, TOPICS, "topic")
         check_names(self.splits, ALL_SPLITS, "split")
         check_names([self.protocol], PROTOCOLS, "protocol")
-        check_names([self.nil_policy], NIL_POLICIES, "nil_policy")
+        FigureSettings(self.nil_policy, seed=self.seed)  # fail early on a bad policy or seed
         check_names([self.mixed_precision], PRECISIONS, "mixed precision")
         check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
         check_names([self.headline_format], self.text_formats, "headline format (it must be among --text_formats)")

@@ -245,6 +245,8 @@ def test_a_task_the_dataset_lacks_a_modality_for_is_refused_with_what_it_support
         ({"name": "A", "path": "p", "protocol": "all"}, "Unknown protocol of dataset 'A' 'all'; choose from"),
         ({"name": "A", "path": "p", "published": "mimic"}, "choose from wikimel, richpediamel, wikidiverse"),
         ({"name": "A", "paht": "p"}, r"unknown keys \['paht'\], missing keys \['path'\]"),
+        ({"name": "A", "path": "p", "task": "Im-Ie", "tasks": ["Im-Ie"]}, "has both task and tasks"),
+        ({"name": "A", "path": "p", "nil_policy": "drop"}, "Unknown nil_policy of dataset 'A' 'drop'; choose from"),
     ],
 )
 def test_bad_dataset_entries_say_what_is_valid(entry, message):

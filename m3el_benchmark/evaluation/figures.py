@@ -60,6 +60,8 @@ class FigureSettings:
     def __post_init__(self):
         if self.nil_policy not in NIL_POLICIES:
             raise ValueError(f"Unknown nil_policy {self.nil_policy!r}; choose from {', '.join(NIL_POLICIES)}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"The bootstrap seed (--seed) is {self.seed!r}; pass a whole number >= 0.")
 
     def describe(self) -> dict[str, Any]:
         """What ``results.json`` says about the intervals."""

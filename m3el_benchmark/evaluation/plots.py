@@ -34,7 +34,7 @@ def plot_task_table(table: Table, stem: str | Path) -> list[Path]:
         axes.bar(positions + (number - (len(ours) - 1) / 2) * width, values, width, yerr=errors, capsize=2,
                  label=row.label, error_kw={"elinewidth": 0.8})  # fmt: skip
     axes.set_xticks(positions, tasks, rotation=30, ha="right")
-    axes.set_ylabel(table.value_label)
+    axes.set_ylabel(f"{table.value_label}; whiskers: 95 % bootstrap interval", fontsize="small")
     axes.set_ylim(0, 100)
     axes.set_title(textwrap.fill(table.title, 110), fontsize="x-small")
     axes.legend(fontsize="small", ncols=2)

@@ -52,6 +52,7 @@ RATIO_FREE = {"mean_rank"}
 SAME_FIGURE = {"ACC": "H@1", "H@1": "ACC"}
 """Labels of the same figure: ACC is the share of mentions whose gold ranks first."""
 PAPER_TABLE4 = "Table 4"
+NOT_STATED = "(task not stated)"
 NIL_POLICY_TEXT = {
     "wrong": "a mention whose gold is not among the entities it is ranked against counts as wrong",
     "exclude": "mentions whose gold is not among the entities they are ranked against are left out",
@@ -167,18 +168,19 @@ class TableLayout:
 def _with_published(
     columns: Sequence[Column], metrics: Sequence[str], ours: list[Row], keep: Callable[[PublishedFigure], bool],
     own_columns: bool,
-) -> tuple[list[tuple[DatasetSpec, str | None]], list[Row]]:  # fmt: skip
+) -> tuple[list[Column], list[Row]]:  # fmt: skip
     """Our rows, then one row per published model and mark with its figures in the matching columns. With
-    ``own_columns``, a figure no column matches gets a column of its own, returned as (dataset, task)."""
-    extra: list[tuple[DatasetSpec, str | None]] = []
+    ``own_columns``, a figure no column matches gets a column of its own (returned; `NOT_STATED` for its task when
+    the source names none)."""
+    extra: list[Column] = []
     placed: dict[tuple[str, str], dict[int, PublishedFigure]] = {}
     for spec in dict.fromkeys(column.spec for column in columns):
         for figure in filter(keep, PUBLISHED_FIGURES.get(spec.published or "", [])):
             slots = [i for i, column in enumerate(columns) if column.spec == spec and column.matches(figure)]
             if not slots and own_columns:
-                if (spec, figure.task) not in extra:
-                    extra.append((spec, figure.task))
-                slots = [len(columns) + extra.index((spec, figure.task))]
+                own = Column(spec, figure.task or NOT_STATED, figure.text_format or NO_FORMAT)
+                extra += [own] if own not in extra else []
+                slots = [len(columns) + extra.index(own)]
             for slot in slots:
                 placed.setdefault((figure.model, figure.mark), {})[slot] = figure
     padding = [Cell()] * (len(extra) * len(metrics))
@@ -222,8 +224,7 @@ def build_table5(records: Sequence[dict[str, Any]], layout: TableLayout) -> Tabl
                         for c in columns for metric in metrics]) for model in layout.models]  # fmt: skip
     extra, rows = _with_published(columns, metrics, ours, lambda f: f.table != PAPER_TABLE4, own_columns=True)
     header = ["Model"] + [heading(column.label(), metric) for column in columns for metric in metrics]
-    header += [heading(f"{spec.name} {task or '(task not stated)'} — published only", metric)
-               for spec, task in extra for metric in metrics]  # fmt: skip
+    header += [heading(f"{column.label()} — published only", metric) for column in extra for metric in metrics]
     label = " / ".join(TABLE_METRICS[metric] for metric in metrics)
     described = conditions(*dict.fromkeys(column.spec for column in columns))
     title = f"Table 5 - {label} (%) by dataset, each column on the task (and text format) it names; {described}"
