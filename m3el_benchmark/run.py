@@ -10,8 +10,9 @@ For each model it encodes every unique text and image of the chosen mentions onc
 by model revision and content hash), scores each mention's candidates (``protocol: candidates``) or every entity of
 the dataset's knowledge base (``protocol: kb``) in every task and format, and computes ACC, Top-k, MRR and mean
 rank per topic with the ``m3el_accuracy`` core. A ``datasets`` list evaluates several datasets in one run (Table 5).
-It writes ``results.json``, Markdown and CSV tables, a bar chart and the model-index block of the CLIP-ND model card
-to ``--output_dir``, and prints the tables.
+Every figure carries its n and a seeded bootstrap interval, and says how mentions whose gold is absent were counted
+(``--nil_policy``). It writes ``results.json``, Markdown, CSV and LaTeX tables, a bar chart (PNG and PDF) and the
+model-index block of the CLIP-ND model card to ``--output_dir``, and prints the tables.
 
 Arguments come from a YAML file (``--config``, by default the sample's), overridden by the command line.
 """
@@ -50,6 +51,7 @@ from m3el_benchmark.evaluation.data import (
 from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
 from m3el_benchmark.evaluation.encoding import EncodingSettings, evaluation_precision
 from m3el_benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations
+from m3el_benchmark.evaluation.figures import FigureSettings
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
@@ -85,9 +87,20 @@ class BenchmarkArguments:
     datasets: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Several datasets instead of --dataset, each on one task (Table 5): NAME=PATH, or in the YAML "
-            "mappings {name, path, protocol, task, text_format, splits, published}; see evaluation/dataset_specs.py."
+            "help": "Several datasets instead of --dataset, each on its task(s) (Table 5): NAME=PATH, or in the YAML "
+            "mappings {name, path, protocol, task or tasks, text_format, splits, published, drop_nil, nil_policy}; "
+            "see evaluation/dataset_specs.py."
         },
+    )
+    nil_policy: str = field(
+        default="wrong",
+        metadata={"help": "A mention whose gold is not among the entities it is ranked against: 'wrong' (scored, "
+                  "wrong at every k) or 'exclude' (left out of the figures); per dataset in a `datasets` entry."},
+    )
+    published: str | None = field(
+        default=None,
+        metadata={"help": "Published figures printed beside ours for --dataset (a key of m3el_dataset.published, "
+                  "e.g. m3el); a `datasets` entry names its own."},
     )
     kb_chunk_size: int = field(default=16384, metadata={"help": "KB entities per matrix product (kb protocol)."})
     table5_metrics: list[str] = field(
@@ -146,6 +159,7 @@ class BenchmarkArguments:
         check_names(self.topics, TOPICS, "topic")
         check_names(self.splits, ALL_SPLITS, "split")
         check_names([self.protocol], PROTOCOLS, "protocol")
+        FigureSettings(self.nil_policy, seed=self.seed)  # fail early on a bad policy or seed
         check_names([self.mixed_precision], PRECISIONS, "mixed precision")
         check_names([self.headline_task], self.tasks, "headline task (it must be among --tasks)")
         check_names([self.headline_format], self.text_formats, "headline format (it must be among --text_formats)")
@@ -170,9 +184,11 @@ class BenchmarkArguments:
         """The evaluated datasets: the ``datasets`` entries, or else ``dataset`` with every chosen name."""
         if self.datasets:
             return dataset_specs(self.datasets, protocol=self.protocol, task=self.headline_task,
-                                 text_format=self.headline_format, splits=self.splits)  # fmt: skip
+                                 text_format=self.headline_format, splits=self.splits,
+                                 nil_policy=self.nil_policy)  # fmt: skip
         chosen = (tuple(self.tasks), tuple(self.text_formats), tuple(self.splits), tuple(self.topics))
-        return [DatasetSpec(self.dataset_name, self.dataset, self.protocol, *chosen)]
+        return [DatasetSpec(self.dataset_name, self.dataset, self.protocol, *chosen, published=self.published,
+                            nil_policy=self.nil_policy)]  # fmt: skip
 
 
 def bundled_config(config: str) -> Path:
@@ -276,7 +292,8 @@ class LoadedDataset:
         kb_size = len(self.kb) if self.kb is not None else None
         return {"name": self.spec.name, "source": self.spec.path, "path": self.path, "protocol": self.spec.protocol,
                 "num_mentions": len(self.mentions), "kb_entities": kb_size, "splits": list(self.spec.splits),
-                "nil_mentions_dropped": self.mentions.dropped_nil if self.spec.drop_nil else None}  # fmt: skip
+                "nil_mentions_dropped": self.mentions.dropped_nil if self.spec.drop_nil else None,
+                "nil_policy": self.spec.nil_policy}  # fmt: skip
 
 
 def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
@@ -299,7 +316,8 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     evaluations = []
     for data in loaded:
         scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
-        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
+        figures = FigureSettings(data.spec.nil_policy, seed=args.seed)
+        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings, figures))
     del adapter
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -357,7 +375,8 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
             table5_metrics=args.table5_metrics,
         )
         described = [data.describe() for data in loaded]
-        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, described, layout)
+        figures = FigureSettings(seed=args.seed)  # the bootstrap of the paired comparisons
+        result.results, tables = write_outputs(output_dir, evaluations, skipped, run, described, layout, figures)
         print(summary(result.results, tables, layout, output_dir))
     accelerator.wait_for_everyone()
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import Accelerator
+from benchmark_tables import value_columns
 from tiny_baselines import save_all_tiny_models
 from tiny_clip import tiny_processor
 
@@ -95,21 +96,23 @@ def test_table_layouts(full_run):
     tables = first.output_dir / "tables"
     with (tables / "table4_ITm-ITe.csv").open() as stream:
         rows = list(csv.reader(stream))
-    assert rows[0] == ["Model", *TEXT_FORMATS]
+    assert value_columns(rows[0]) == ["Model", *TEXT_FORMATS]
     assert [row[0] for row in rows[1:]] == MODEL_ORDER
-    with (tables / "table5.csv").open() as stream:
-        assert list(csv.reader(stream))[0] == ["Model", "M3EL sample"]
-    with (tables / "tasks.csv").open() as stream:
-        assert list(csv.reader(stream))[0] == ["Model", *TASKS]
-    with (tables / "topics.csv").open() as stream:
-        assert list(csv.reader(stream))[0] == ["Model", *TOPICS, "all"]
+    for name, header in [("table5", ["M3EL sample ITm-ITe (M-S1)"]), ("tasks", TASKS), ("topics", [*TOPICS, "all"])]:
+        with (tables / f"{name}.csv").open() as stream:
+            assert value_columns(next(csv.reader(stream))) == ["Model", *header]
     markdown = (tables / "table5.md").read_text()
-    assert "| Model | M3EL sample |" in markdown and "| CLIP-ND |" in markdown
+    assert "| Model | M3EL sample ITm-ITe (M-S1) |" in markdown and "| CLIP-ND |" in markdown
+    assert "| *n (mentions scored)* | 27 |" in markdown  # the sample's 27 test mentions, none left out
     assert not list(tables.glob("table4_Im-*"))  # image-only mentions have no text format
     assert (first.output_dir / "accuracy_by_task.png").read_bytes()[:4] == b"\x89PNG"
-    model_index = json.loads((first.output_dir / "model_index.json").read_text())
-    assert set(model_index["CLIP-ND"]) == set(TASKS)
-    assert set(model_index["CLIP-ND"]["ITm-ITe"]) == {"accuracy", "top_5", "mrr"}
+    assert (first.output_dir / "accuracy_by_task.pdf").read_bytes()[:5] == b"%PDF-"
+    model_index = json.loads((first.output_dir / "model_index.json").read_text())["CLIP-ND"]["M3EL sample"]
+    assert (model_index["protocol"], model_index["nil_policy"], model_index["text_format"]) == (
+        "candidates", "wrong", "M-S1")  # fmt: skip
+    assert set(model_index["results"]) == set(TASKS) and set(model_index["num_mentions"].values()) == {27}
+    # Three candidates per mention: top-5 would only repeat the share of mentions whose gold is present.
+    assert set(model_index["results"]["ITm-ITe"]) == {"accuracy", "mrr"}
 
 
 @pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
@@ -259,7 +262,7 @@ def test_a_rerun_replaces_the_earlier_runs_outputs(tiny_models, sample_dataset, 
     fewer = ("--tasks", "Im-Ie", "--headline_task", "Im-Ie", "--text_formats", "M-S1")
     result = main(run_args(sample_dataset, models, out, tmp_path / "cache", *fewer))
     tables = sorted(path.name for path in (out / "tables").iterdir())
-    expected = [f"{table}.{suffix}" for table in ("table5", "tasks", "topics") for suffix in ("md", "csv")]
+    expected = [f"{table}.{suffix}" for table in ("table5", "tasks", "topics") for suffix in ("md", "csv", "tex")]
     assert tables == sorted([*expected, "tables.md"])
     assert {record["task"] for record in json.loads((out / "results.json").read_text())["results"]} == {"Im-Ie"}
     assert result.results["results"] and not (out / ".staging-outputs").exists()

@@ -23,7 +23,9 @@ def test_default_sample_run_trains_compares_and_skips_models_not_downloaded(tmp_
     assert set(result.skipped) == set(BASELINES) - {"CLIP"}
     assert "hf download google/siglip-base-patch16-224" in result.skipped["SigLIP"]
     printed = capsys.readouterr().out
-    assert "**Table 5 - ACC (%) on ITm-ITe (M-S1) by dataset**" in printed
+    assert "**Table 5 - ACC (%) by dataset" in printed and "| Model | M3EL sample ITm-ITe (M-S1) |" in printed
+    assert "nil_policy: wrong" in printed and "| *n (mentions scored)* | 27 |" in printed
+    assert "**ACC of each model minus CLIP-ND (tiny, trained)'s on the same mentions" in printed
     assert "| CLIP-ND (tiny, trained) |" in printed and "Skipped models:" in printed
     assert "- FLAVA: not downloaded: `hf download facebook/flava-full` to include it" in printed
     assert (tmp_path / "out" / "models" / "clip_nd_tiny" / "config.json").is_file()

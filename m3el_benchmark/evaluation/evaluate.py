@@ -1,11 +1,12 @@
 """Evaluating one model: collect its unique inputs, encode each once, score every setting, compute the metric.
 
-`needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen
-formats (the dataset's, or fitted to the model's context when the run keeps mentions, `model_mention_texts`), the
-entity texts, the images, and, for a model whose fusion is its own multimodal encoder (FLAVA-MM), the (text, image)
-pairs of the ITm-ITe sides. `evaluate_model` returns every figure as flat records, one per (dataset, task, text
-format, topic), with ``topic = "all"`` for the whole set. Under the ``kb`` protocol the entities are those of the
-knowledge base instead of each mention's candidates, ranked by `kb_ranking.KBScorer`.
+`needed_inputs` decides what a model must encode for the chosen settings: the mention texts of the chosen formats (the
+dataset's, or fitted to the model's context when the run keeps mentions, `model_mention_texts`), the entity texts, the
+images, and, for a model whose fusion is its own multimodal encoder (FLAVA-MM), the (text, image) pairs of the ITm-ITe
+sides. `evaluate_model` returns every figure as flat records, one per (dataset, task, text format, topic), with ``topic
+= "all"`` for the whole set, with n and bootstrap intervals under the dataset's nil policy (`figures`). Under the
+``kb`` protocol the entities are those of the knowledge base instead of each mention's candidates, ranked by
+`kb_ranking.KBScorer`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from accelerate import Accelerator
 
 from ..baselines.base import FUSION_MULTIMODAL_ENCODER, EmbeddingAdapter, ModelInfo
-from ..m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks
 from .cache import EmbeddingCache, model_cache_key
 from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
+from .figures import ALL_TOPICS, FigureSettings, SettingRanks, figure_records, setting_ranks
 from .kb_ranking import KBRankingSettings, KBScorer
 from .scoring import CandidateScorer, Setting, rank_mentions, uses_pair_encoder
 
 logger = logging.getLogger(__name__)
 
-ALL_TOPICS = "all"
+__all__ = ["ALL_TOPICS", "ModelEvaluation", "evaluate_model", "merge_evaluations", "needed_inputs"]
 
 
 @dataclass
@@ -43,6 +43,7 @@ class ModelEvaluation:
     undecodable_images: int  # distinct images without embedding, whether found undecodable now or in the cache
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    ranks: dict[str, SettingRanks] = field(default_factory=dict)  # by dataset, for paired comparisons
 
     @property
     def pass_ratio(self) -> float:
@@ -120,25 +121,6 @@ def needed_inputs(
     return {kind: items for kind, items in found.items() if items or kind == TEXT}
 
 
-def _records(
-    base_fields: dict[str, str], settings: Sequence[Setting], figures: np.ndarray, topics: list[str]
-) -> list[dict]:
-    records = []
-    for column, setting in enumerate(settings):
-        ranks, missing_scores, missing_mentions = figures[:, column].T
-        metrics = compute_ranking_metrics_from_ranks(ranks, groups={"topic": topics})
-        by_topic = metrics.pop("by_group")["topic"]
-        base = {**base_fields, "task": setting.task.name, "text_format": setting.text_format}
-        records.append({**base, "topic": ALL_TOPICS, **metrics, "missing_candidate_scores": int(missing_scores.sum()),
-                        "missing_mentions": int(missing_mentions.sum())})  # fmt: skip
-        for topic, topic_metrics in by_topic.items():
-            selected = np.asarray(topics) == topic
-            records.append({**base, "topic": topic, **topic_metrics,
-                            "missing_candidate_scores": int(missing_scores[selected].sum()),
-                            "missing_mentions": int(missing_mentions[selected].sum())})  # fmt: skip
-    return records
-
-
 def evaluate_model(
     adapter: EmbeddingAdapter,
     mentions: MentionTable,
@@ -150,11 +132,13 @@ def evaluate_model(
     dataset: str = "",
     kb: KnowledgeBase | None = None,
     kb_settings: KBRankingSettings | None = None,
+    figure_settings: FigureSettings | None = None,
 ) -> ModelEvaluation:
     """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure.
 
     With ``kb``, each mention is ranked against the whole knowledge base (``kb`` protocol), else against its
-    candidates; ``dataset`` names the dataset in the records.
+    candidates; ``dataset`` names the dataset in the records; ``figure_settings`` sets the nil policy and the
+    bootstrap (default: gold-absent mentions count as wrong).
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
@@ -175,14 +159,16 @@ def evaluate_model(
     figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
     undecodable = {key.split("+")[-1] for kind in (IMAGE, PAIR) if kind in tables  # a pair key ends with its image's
                    for key in tables[kind].undecodable}  # fmt: skip
+    figure_settings = figure_settings or FigureSettings()
+    ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
+    base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
     return ModelEvaluation(
         info=adapter.info,
-        records=_records(
-            {"model": adapter.info.name, "dataset": dataset, "protocol": protocol}, settings, figures, mentions.topics
-        ),
+        records=figure_records(base, settings, figures, mentions.topics, figure_settings),
         encoding={kind: table.stats for kind, table in tables.items()},
         undecodable_images=len(undecodable),
         seconds=time.perf_counter() - start,
+        ranks={dataset: setting_ranks(settings, figures, figure_settings.nil_policy)},
     )
 
 
@@ -200,4 +186,5 @@ def merge_evaluations(evaluations: Sequence[ModelEvaluation]) -> ModelEvaluation
         encoding=encoding,
         undecodable_images=sum(evaluation.undecodable_images for evaluation in evaluations),
         seconds=sum(evaluation.seconds for evaluation in evaluations),
+        ranks={name: ranks for evaluation in evaluations for name, ranks in evaluation.ranks.items()},
     )

@@ -1,36 +1,46 @@
-"""A PNG bar chart of a run: the metric of each model on each task, at the headline text format."""
+"""A bar chart of a run, as PNG and PDF: the metric of each model on each task at the headline text format, each
+bar with its 95 % bootstrap interval."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from .tables import EMPTY_CELL, Table
+from .table_formats import Table
+
+CHART_FORMATS = ("png", "pdf")
+"""The chart's files: PNG to look at, PDF (vector) for a paper."""
 
 
-def plot_task_table(table: Table, path: str | Path) -> Path:
-    """Draw the per-task `Table` as grouped bars (one group per task, one bar per model) and save it as PNG."""
+def plot_task_table(table: Table, stem: str | Path) -> list[Path]:
+    """Draw the per-task `Table` as grouped bars (one group per task, one bar per model, intervals as error bars)
+    and save it as ``<stem>.png`` and ``<stem>.pdf``."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
     from matplotlib import pyplot as plt
 
-    tasks: Sequence[str] = table.header[1:]
+    tasks = table.header[1:]
     positions = np.arange(len(tasks))
-    width = 0.8 / max(len(table.rows), 1)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(tasks) + 2), 4.0))
-    for number, row in enumerate(table.rows):
-        values = [float(cell) if cell != EMPTY_CELL else np.nan for cell in row[1:]]
-        axes.bar(positions + (number - (len(table.rows) - 1) / 2) * width, values, width, label=row[0])
+    ours = [row for row in table.rows if not row.published]
+    width = 0.8 / max(len(ours), 1)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(tasks) + 2), 4.4))
+    for number, row in enumerate(ours):
+        values = np.array([np.nan if cell.value is None else cell.value for cell in row.cells], dtype=float)
+        bounds = np.array([[np.nan if b is None else b for b in (cell.low, cell.high)] for cell in row.cells], float)
+        errors = np.abs(np.nan_to_num(bounds.T - values, nan=0.0))
+        axes.bar(positions + (number - (len(ours) - 1) / 2) * width, values, width, yerr=errors, capsize=2,
+                 label=row.label, error_kw={"elinewidth": 0.8})  # fmt: skip
     axes.set_xticks(positions, tasks, rotation=30, ha="right")
-    axes.set_ylabel(table.title.split(" by ")[0])
+    axes.set_ylabel(f"{table.value_label}; whiskers: 95 % bootstrap interval", fontsize="small")
     axes.set_ylim(0, 100)
-    axes.set_title(table.title)
+    axes.set_title(textwrap.fill(table.title, 110), fontsize="x-small")
     axes.legend(fontsize="small", ncols=2)
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
+    paths = [Path(f"{stem}.{suffix}") for suffix in CHART_FORMATS]
+    for path in paths:
+        figure.savefig(path, dpi=120, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(figure)
-    return path
+    return paths

@@ -46,6 +46,7 @@ __all__ = [
     "compute_ranking_metrics_from_ranks",
     "gold_ranks",
     "pad_scores",
+    "per_mention_columns",
     "ranks_from_counts",
 ]
 
@@ -246,8 +247,9 @@ def _group_codes(groups: Any, n_mentions: int) -> dict[str, tuple[list, np.ndarr
     return codes
 
 
-def _per_mention_columns(ranks: np.ndarray, ks: list[int], predicted_nil: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Each mention's contribution to every figure, so that any grouping is a weighted bincount."""
+def per_mention_columns(ranks: np.ndarray, ks: list[int], predicted_nil: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Each mention's contribution to every figure (``top_<k>``, ``reciprocal_rank``, ``has_gold``, ``rank``), so that
+    any grouping is a weighted bincount and any resample a weighted sum."""
     present = ranks != NO_GOLD
     columns = {f"top_{k}": (ranks <= k) & present for k in sorted(set(ks) | {1})}
     columns["reciprocal_rank"] = np.where(present, 1.0 / np.where(present, ranks, 1), 0.0)
@@ -282,7 +284,7 @@ def _summarise(columns: dict[str, np.ndarray], ks: list[int], inverse: np.ndarra
 
 
 def _metrics(ranks: np.ndarray, ks: list[int], groups: Any, predicted_nil: np.ndarray | None) -> dict[str, Any]:
-    columns = _per_mention_columns(ranks, ks, predicted_nil)
+    columns = per_mention_columns(ranks, ks, predicted_nil)
     result = _summarise(columns, ks, np.zeros(len(ranks), dtype=np.intp), 1)[0]
     codes = _group_codes(groups, len(ranks))
     if codes:

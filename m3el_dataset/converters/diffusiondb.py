@@ -1,10 +1,11 @@
 """Converter of DiffusionDB (Wang et al., 2022), e.g. its ``2m_random_1k`` subset, into a prompt-to-image linking task.
 
-DiffusionDB pairs Stable Diffusion images with the prompts that made them; it has no entities. As in the M³EL
-paper's Table 5, each prompt is a text mention (``S``, there is no separate surface form or description) and each
-image is an entity of a knowledge base made of the converted images, seen as an image only: the task is ``Tm-Ie``,
-ranking the prompt against every image. The gold entity (the prompt's own image, named by its file) is the only
-candidate, and all mentions go to the ``test`` split (DiffusionDB has no splits of its own).
+DiffusionDB pairs Stable Diffusion images with the prompts that made them; it has no entities. Here each prompt is
+a text mention (``S``, there is no separate surface form or description) and each image is an entity of a knowledge
+base made of the subset's images, seen as an image only: the task is ``Tm-Ie``, ranking the prompt against every
+image. The M³EL paper's Table 5 names the reverse direction for DiffusionDB, ``Im-Te`` (the image as mention, the
+prompt as entity), which this copy cannot score. The gold entity (the prompt's own image, named by its file) is the
+only candidate, and all mentions go to the ``test`` split (DiffusionDB has no splits of its own).
 
 The layouts read are those the dataset is distributed in (github.com/poloclub/diffusiondb, its README,
 ``scripts/download.py`` and ``scripts/diffusiondb.py``, and the dataset card of ``poloclub/diffusiondb``); see

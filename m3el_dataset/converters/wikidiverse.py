@@ -22,12 +22,14 @@ entity URL ``nil`` is NIL. With candidates, ``label`` is the gold's position amo
 (``-1`` when retrieval missed it); without, the gold is the only candidate. The ``kb`` config lists every gold and
 candidate entity once, so a gold that retrieval missed can still be ranked against the whole ``kb``.
 
-Mention images are the downloaded Wikinews images, in ``wikinewsImgs/`` (or ``wikinews_imgs/``), named as the
-README says: the MD5 of the URL's file name followed by its extension, ``.svg`` saved as ``.png``. Entity images
-are only distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``. Descriptions come from the
-released ``wikipedia_entity2desc_filtered.tsv`` (any ``*entity2desc*`` file; "split with '@@@@'", the README says):
-``<entity>@@@@<description>`` lines, the entity given as a name or a URL (both keyed as above); without it the
-``D`` formats are left out, descriptions are empty, and the log and the card say so.
+Mention images are the downloaded Wikinews images, in ``wikinewsImgs/`` (or ``wikinews_imgs/``), named as the README
+says: the MD5 of the URL's file name followed by its extension, ``.svg`` saved as ``.png``. Entity images are only
+distributed as URLs, so the tasks are ``Tm-Te``, ``Im-Te`` and ``ITm-Te``: of those the M³EL paper names for
+WikiDiverse (``Tm-Te``, ``Im-Ie``, ``ITm-Ie``, ``ITm-ITe``) only ``Tm-Te`` (MIMIC's copy, converted by
+`converters.mimic`, has entity images). Descriptions come from the released ``wikipedia_entity2desc_filtered.tsv`` (any
+``*entity2desc*`` file; "split with '@@@@'", the README says): ``<entity>@@@@<description>`` lines, the entity given as
+a name or a URL (both keyed as above); without it the ``D`` formats are left out, descriptions are empty, and the log
+and the card say so.
 """
 
 from __future__ import annotations

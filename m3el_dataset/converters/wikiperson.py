@@ -18,12 +18,12 @@ The Kaggle page itself could not be read, so where the knowledge bases lie is fo
 ``WIKIPerson_Train_Dev.json`` is split 8:1 into ``train`` and ``validation`` by a hash of the image name (the
 authors' own split is not published; both persons of an image stay together).
 
-Each mention is the person's bounding box cropped from the image (in pixels, clamped to the image, saved as
-RGB PNG): without the crop, an image showing two persons would be two identical mentions with different golds.
-The mention side has no text, so the tasks are ``Im-Ie`` (visual KB), ``Im-Te`` (textual KB) and ``Im-ITe``
-(both). The ``kb`` config lists every entity of either knowledge base plus any gold entity in neither (kept,
-without name or image, and counted in the log). A ``wikiid`` that is empty or ``nil`` is NIL. The annotation's
-``id`` is kept as the ``source_id`` column.
+Each mention is the person's bounding box cropped from the image (in pixels, clamped to the image, saved as RGB PNG):
+without the crop, an image showing two persons would be two identical mentions with different golds. The mention side
+has no text, so the tasks are ``Im-Ie`` (visual KB), ``Im-Te`` (textual KB) and ``Im-ITe`` (both): the three the M³EL
+paper names for WIKIPerson. The ``kb`` config lists every entity of either knowledge base plus any gold entity in
+neither (kept, without name or image, and counted in the log). A ``wikiid`` that is empty or ``nil`` is NIL. The
+annotation's ``id`` is kept as the ``source_id`` column.
 """
 
 from __future__ import annotations
