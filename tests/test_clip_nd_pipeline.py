@@ -277,3 +277,11 @@ def test_the_pipeline_and_the_cards_task_load_in_a_process_that_cannot_import_th
         _assert_same_ranking(_ranking(out[kind]), ranking)
     assert {item["label"] for item in out["card"]} == {"a city", "a person"}
     assert sum(item["score"] for item in out["card"]) == pytest.approx(1.0)
+
+
+def test_runs_in_the_dtype_the_model_was_loaded_in(model_dir, images):
+    # Pixel values follow the model's dtype (as on a GPU in half precision); scores come back as float32 numbers.
+    linker = pipeline(PIPELINE_TASK, model=str(model_dir), trust_remote_code=True, dtype=torch.bfloat16)
+    assert linker.model.dtype == torch.bfloat16
+    result = linker({"text": "Paris", "image": images[0]}, candidates=[{"name": "Paris", "image": images[1]}])
+    assert len(result) == 1 and math.isfinite(result[0]["score"])
