@@ -117,7 +117,7 @@ def build_model_card(
         datasets=[dataset_id] if dataset_on_hub else None,
         library_name="transformers",
         license="apache-2.0",
-        pipeline_tag="feature-extraction",
+        pipeline_tag="zero-shot-image-classification",  # loads CLIP-ND as any CLIP (test_clip_nd_pipeline.py)
         tags=["clip", "clip_nd", "multimodal", "entity-linking", "m3el"],
         eval_results=eval_results or None,
     )

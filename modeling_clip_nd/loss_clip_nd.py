@@ -32,6 +32,9 @@ class CLIPNDOutput(ModelOutput):
             L2-normalised entity embeddings (NaN rows for missing images).
         logit_scale (`torch.Tensor` of shape `()`):
             The inverse temperature used, `exp(min(logit_scale, config.logit_scale_max))`.
+        logits_per_text, logits_per_image (`torch.Tensor`, *optional*):
+            CLIP's names for `logits_per_mention` and `logits_per_entity`, set only when the forward matched texts
+            with images as CLIP does (no entity inputs), e.g. in the ``zero-shot-image-classification`` pipeline.
     """
 
     loss: torch.Tensor | None = None
@@ -40,6 +43,8 @@ class CLIPNDOutput(ModelOutput):
     mention_embeds: torch.Tensor | None = None
     entity_embeds: torch.Tensor | None = None
     logit_scale: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
 
 
 def _present_rows(embeds: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Tensor:

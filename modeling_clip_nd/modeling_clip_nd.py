@@ -5,7 +5,8 @@ CLIP-ND has exactly CLIP's parameters and cost; what makes it CLIP-ND is its tra
 subclasses `CLIPModel` (same module tree, same weight names) and only adds the mention-entity API.
 
 This file travels to the Hub with the model: it imports only torch, transformers and its siblings (the
-configuration, and the loss and output in ``loss_clip_nd.py``).
+configuration, the loss and output in ``loss_clip_nd.py``, and the ``multimodal-entity-linking`` pipeline in
+``pipeline_clip_nd.py``, imported so that ``save_pretrained`` copies it).
 
 Missing images (empty image cells of the dataset) follow one rule everywhere: a missing image is a row of
 ``pixel_values`` that is entirely NaN, or that ``image_mask`` marks ``False``. It is never encoded, and its image
@@ -23,6 +24,7 @@ from transformers.utils import logging
 
 from .configuration_clip_nd import CLIPNDConfig
 from .loss_clip_nd import CLIPNDOutput, clip_nd_contrastive_loss
+from .pipeline_clip_nd import custom_pipelines_entry
 
 logger = logging.get_logger(__name__)
 
@@ -31,6 +33,9 @@ DEFAULT_CLIP_CHECKPOINT = "openai/clip-vit-base-patch32"
 
 FEATURE_INPUT_NAMES = ("input_ids", "attention_mask", "position_ids", "pixel_values", "image_mask")
 """Keys a mapping passed to `CLIPNDModel.get_features` or `CLIPNDModel.score` may hold."""
+
+ZERO_SHOT_AUTO_CLASS = "AutoModelForZeroShotImageClassification"
+"""CLIP-ND is also saved under this auto class, so the stock ``zero-shot-image-classification`` pipeline loads it."""
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
 
@@ -348,6 +353,7 @@ class CLIPNDModel(CLIPModel):
         logit_scale = self.get_logit_scale()
         logits_per_mention = logit_scale * mention_embeds @ entity_embeds.T
         loss = clip_nd_contrastive_loss(mention_embeds, entity_embeds, logit_scale) if return_loss else None
+        clip_mode = all(value is None for value in entity_inputs.values())
         return CLIPNDOutput(
             loss=loss,
             logits_per_mention=logits_per_mention,
@@ -355,6 +361,9 @@ class CLIPNDModel(CLIPModel):
             mention_embeds=mention_embeds,
             entity_embeds=entity_embeds,
             logit_scale=logit_scale,
+            # CLIP's names, only where they mean what they mean in CLIP (texts matched with images).
+            logits_per_text=logits_per_mention if clip_mode else None,
+            logits_per_image=logits_per_mention.T if clip_mode else None,
         )
 
     def save_pretrained(self, save_directory: str | Path, *args, model_card: object | None = None, **kwargs):
@@ -367,6 +376,14 @@ class CLIPNDModel(CLIPModel):
         if model_card is not None and kwargs.get("is_main_process", True):
             Path(save_directory).mkdir(parents=True, exist_ok=True)
             Path(save_directory, "README.md").write_text(str(model_card), encoding="utf-8")
+        # The pipeline file is copied with the other code files (the relative import above); these two entries make
+        # `pipeline("multimodal-entity-linking" or "zero-shot-image-classification", trust_remote_code=True)` load.
+        self.config.custom_pipelines = custom_pipelines_entry()
+        module = type(self).__module__.split(".")[-1]
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            ZERO_SHOT_AUTO_CLASS: f"{module}.{type(self).__name__}",
+        }
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 

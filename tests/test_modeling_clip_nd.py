@@ -203,6 +203,7 @@ def test_save_pretrained_round_trip_through_auto_model(tmp_path, model, tester):
     assert auto_map == {
         "AutoConfig": "configuration_clip_nd.CLIPNDConfig",
         "AutoModel": "modeling_clip_nd.CLIPNDModel",
+        "AutoModelForZeroShotImageClassification": "modeling_clip_nd.CLIPNDModel",
     }
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is CLIPNDModel
