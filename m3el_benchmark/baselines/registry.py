@@ -4,7 +4,8 @@ This is the one place that lists the models of the paper's tables. A model is na
 
 * a registry name (``"CLIP"``), which loads its Hub id;
 * ``"<label>=<source>"``, any label for any Hub id or local folder (``"CLIP-ND=outputs/clip_nd"``);
-* a bare Hub id or local folder, labelled by its last path component.
+* a bare Hub id or local folder, labelled by its last path component;
+* a document-level system over any of these, ``"Gan21-OT(CLIP)"`` (``m3el_benchmark.systems.gan21.SYSTEMS``).
 
 Whatever the source, its ``config.json`` ``model_type`` picks the adapter, so any checkpoint of a supported
 architecture works.
@@ -16,6 +17,7 @@ import hashlib
 import importlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import transformers
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
+from ..systems.gan21 import SYSTEMS
 from .base import EmbeddingAdapter, ModelInfo
 from .blip2 import Blip2Adapter
 from .dual_encoder import ALIGNAdapter, CLIPAdapter, CLIPNDAdapter, OwlViTAdapter, SiglipAdapter
@@ -78,11 +81,17 @@ class ModelRequest:
     label: str
     source: str
     revision: str | None = None
+    system: str | None = None
+    """A document-level system the model is wrapped in (a key of ``SYSTEMS``), or ``None``."""
 
 
 def parse_model_spec(spec: str, revision: str | None = None) -> ModelRequest:
-    """Turn ``"CLIP"``, ``"label=source"`` or a bare source into a `ModelRequest`."""
+    """Turn ``"CLIP"``, ``"label=source"``, a bare source or ``"<system>(<any of these>)"`` into a `ModelRequest`."""
     spec = spec.strip()
+    wrapped = re.fullmatch(r"(?P<system>[\w.-]+)\((?P<inner>.+)\)", spec)
+    if wrapped and wrapped["system"] in SYSTEMS:
+        inner = parse_model_spec(wrapped["inner"], revision)
+        return ModelRequest(f"{wrapped['system']}({inner.label})", inner.source, revision, wrapped["system"])
     if "=" in spec:
         label, source = (part.strip() for part in spec.split("=", 1))
         if not label or not source:
@@ -199,4 +208,9 @@ def load_adapter(
         dtype=str(dtype).replace("torch.", ""),
     )
     logger.info("Loaded %s (%s, %s, revision %s)", info.name, info.source, model_type, info.revision)
-    return architecture.adapter(model, processor, info)
+    adapter = architecture.adapter(model, processor, info)
+    if request.system is not None:
+        from ..systems.gan21.system import attach_system  # the systems build on the evaluation stack
+
+        adapter = attach_system(adapter, request.system, request.label)
+    return adapter
