@@ -199,3 +199,40 @@ def test_lambda_zero_reproduces_the_plain_adapters_figures_on_the_sample(clip, s
     strip = lambda records: [{k: v for k, v in r.items() if k != "model"} for r in records]  # noqa: E731
     assert strip(joint.records) == strip(plain.records)
     assert joint.extra["M3EL"]["documents_with_several_mentions"] == 0  # M3EL: one mention per document
+
+
+def synthetic_documents(count: int = 4, seed: int = 0):
+    """Documents whose gold entity features are noisy copies of the mention's, and whose mention images are noisy
+    copies of the gold entity image: learnable in a few steps."""
+    from m3el_benchmark.systems.gan21.training import Gan21Document
+
+    generator = torch.Generator().manual_seed(seed)
+    documents = []
+    for _ in range(count):
+        entity_features = torch.randn(5, 16, generator=generator)
+        entity_images = torch.rand(5, 3, 16, 16, generator=generator)
+        text_gold, image_gold = (
+            torch.randint(0, 5, (3,), generator=generator),
+            torch.randint(0, 5, (2,), generator=generator),
+        )
+        mention_features = entity_features[text_gold] + 0.3 * torch.randn(3, 16, generator=generator)
+        images = entity_images[image_gold] + 0.1 * torch.rand(2, 3, 16, 16, generator=generator)
+        documents.append(Gan21Document(mention_features, entity_features.expand(3, 5, 16).clone(), text_gold,
+                                       images, entity_images.expand(2, 5, 3, 16, 16).clone(), image_gold))  # fmt: skip
+    return documents
+
+
+def test_trained_version_lowers_its_three_loss_terms_on_cpu(tmp_path):
+    from m3el_benchmark.systems.gan21.heads import Gan21HeadsConfig
+    from m3el_benchmark.systems.gan21.training import Gan21Model, Gan21TrainingArguments, train_gan21
+
+    torch.manual_seed(0)
+    config = Gan21HeadsConfig(text_feature_size=16, hidden_size=32, image_size=16, grid=8, num_layers=2,
+                              num_heads=4, ffn_size=64, dropout=0.0)  # fmt: skip
+    args = Gan21TrainingArguments(str(tmp_path), epochs=15, learning_rate=3e-3, ranking_margin=0.2, gw_weight=0.1,
+                                  coupling=CouplingConfig(max_iter=20))  # fmt: skip
+    history = train_gan21(Gan21Model(config), synthetic_documents(), args)
+    first, last = history[0], history[-1]
+    for term in ("ranking_loss", "triplet_loss", "gw_loss", "loss"):
+        assert last[term] < first[term], (term, first, last)
+    assert (tmp_path / "checkpoint-60").is_dir()
