@@ -236,3 +236,24 @@ def test_trained_version_lowers_its_three_loss_terms_on_cpu(tmp_path):
     for term in ("ranking_loss", "triplet_loss", "gw_loss", "loss"):
         assert last[term] < first[term], (term, first, last)
     assert (tmp_path / "checkpoint-60").is_dir()
+
+
+def test_micro_f1_equals_top1_when_every_mention_is_linked():
+    from m3el_benchmark.m3el_accuracy.ranking_metrics import compute_ranking_metrics_from_ranks, micro_f1
+
+    ranks = np.random.default_rng(0).integers(1, 6, size=50)
+    ranks[::7] = -1  # golds outside the candidates: wrong, as in MulRel's evaluation
+    assert micro_f1(ranks) == pytest.approx(compute_ranking_metrics_from_ranks(ranks)["accuracy"])
+    abstained = np.zeros(50, dtype=bool)
+    abstained[::7] = True  # no link for those: precision rises, recall stays
+    assert micro_f1(ranks, predicted=~abstained) > micro_f1(ranks)
+
+
+def test_gan21_published_figures_are_marked_with_source_and_protocol():
+    from m3el_dataset.published import GAN21_FIGURES, PUBLISHED_FIGURES
+
+    table3 = {figure.model: figure for figure in GAN21_FIGURES if figure.source.endswith("Table 3")}
+    assert table3["MM-nel"].metrics == {"val textual": 84.2, "val visual": 29.0, "test textual": 83.3,
+                                        "test visual": 30.7}  # fmt: skip
+    assert all("Gan et al. (2021)" in f.source and "micro-F1" in f.protocol for f in GAN21_FIGURES)
+    assert not any("Gan" in f.source for figures in PUBLISHED_FIGURES.values() for f in figures)  # not M3EL's
