@@ -257,3 +257,16 @@ def test_gan21_published_figures_are_marked_with_source_and_protocol():
                                         "test visual": 30.7}  # fmt: skip
     assert all("Gan et al. (2021)" in f.source and "micro-F1" in f.protocol for f in GAN21_FIGURES)
     assert not any("Gan" in f.source for figures in PUBLISHED_FIGURES.values() for f in figures)  # not M3EL's
+
+
+def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path):
+    from m3el_benchmark.systems.gan21.selection import choose_weights
+
+    validation = load_mentions(sample, ["validation"], text_formats=[FORMAT])
+    run = (Accelerator(cpu=True), EncodingSettings(batch_size=8, num_workers=0), tmp_path / "cache", [FORMAT])
+    adapter = load_adapter(parse_model_spec(f"CLIP={clip}"))
+    config, accuracies = choose_weights(adapter, validation, settings_for(["Tm-Te", "Im-Ie"], [FORMAT]), run,
+                                        grid=(0.0, 0.5))  # fmt: skip
+    assert set(accuracies["lambda_t"]) == {0.0, 0.5} and set(accuracies["lambda_v"]) == {0.0, 0.5}
+    assert accuracies["lambda_t"][config.lambda_t] == max(accuracies["lambda_t"].values())
+    assert not hasattr(adapter, "joint_step")
