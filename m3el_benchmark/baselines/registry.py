@@ -6,6 +6,7 @@ This is the one place that lists the models of the paper's tables. A model is na
 * ``"<label>=<source>"``, any label for any Hub id or local folder (``"CLIP-ND=outputs/clip_nd"``);
 * a bare Hub id or local folder, labelled by its last path component;
 * a variant of `BASELINE_VARIANTS` (``"FLAVA-MM"``: FLAVA fusing by its multimodal encoder);
+* a document-level system over any of these, ``"Gan21-OT(CLIP)"`` (``m3el_benchmark.systems.gan21.SYSTEMS``).
 
 and any of these may end in ``#<fusion>`` (``"MyFLAVA=outputs/flava#multimodal-encoder"``) to pick the (I+T) fusion
 (`base.AdapterOptions`). Whatever the source, its ``config.json`` ``model_type`` picks the adapter, so any
@@ -18,7 +19,8 @@ import hashlib
 import importlib
 import logging
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ import transformers
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
+from ..systems.gan21 import SYSTEMS
 from .base import FUSION_MEAN, FUSION_MULTIMODAL_ENCODER, FUSIONS, AdapterOptions, EmbeddingAdapter, ModelInfo
 from .blip2 import Blip2Adapter
 from .dual_encoder import ALIGNAdapter, CLIPAdapter, CLIPNDAdapter, OwlViTAdapter, SiglipAdapter
@@ -89,6 +92,8 @@ class ModelRequest:
     revision: str | None = None
     fusion: str | None = None
     text_tokens: int | None = None
+    system: str | None = None
+    """A document-level system the model is wrapped in (a key of ``SYSTEMS``), or ``None``."""
 
 
 def _split_fusion(spec: str) -> tuple[str, str | None]:
@@ -104,7 +109,11 @@ def _split_fusion(spec: str) -> tuple[str, str | None]:
 
 def parse_model_spec(spec: str, revision: str | None = None) -> ModelRequest:
     """Turn ``"CLIP"``, ``"FLAVA-MM"``, ``"label=source"`` or a bare source, each optionally ending in ``#<fusion>``,
-    into a `ModelRequest`."""
+    or ``"<system>(<any of these>)"``, into a `ModelRequest`."""
+    wrapped = re.fullmatch(r"(?P<system>[\w.-]+)\((?P<inner>.+)\)", spec.strip())
+    if wrapped and wrapped["system"] in SYSTEMS:
+        inner = parse_model_spec(wrapped["inner"], revision)
+        return replace(inner, label=f"{wrapped['system']}({inner.label})", system=wrapped["system"])
     spec, fusion = _split_fusion(spec.strip())
     label = None
     if "=" in spec:
@@ -233,4 +242,8 @@ def load_adapter(
     logger.info("Loaded %s (%s, %s, revision %s; %s tokens per text, from %s; fusion: %s; %s)", info.name,
                 info.source, model_type, info.revision, info.text_tokens, info.text_tokens_source, info.fusion,
                 info.dtype)  # fmt: skip
+    if request.system is not None:
+        from ..systems.gan21.system import attach_system  # the systems build on the evaluation stack
+
+        adapter = attach_system(adapter, request.system, request.label)
     return adapter

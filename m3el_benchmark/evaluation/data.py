@@ -72,7 +72,9 @@ class MentionTable:
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
     ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
     ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
-    model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`). ``columns`` are the
+    model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`); ``contexts[i]`` its
+    ``sentence``, ``document_ids[i]`` its ``document_id`` (``None`` where the dataset has none) and
+    ``candidate_qids[i]`` its candidates' QIDs, what document-level systems group and compare. ``columns`` are the
     columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
     and the keys of an absent column are all ``None`` (`m3el_dataset.loading.missing_inputs` tells which
     tasks that rules out).
@@ -90,6 +92,9 @@ class MentionTable:
     dropped_nil: int = 0
     mention_parts: list[dict[str, str]] = field(default_factory=list)
     columns: frozenset[str] = frozenset()
+    contexts: list[str | None] = field(default_factory=list)
+    document_ids: list[str | None] = field(default_factory=list)
+    candidate_qids: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,9 +167,10 @@ def load_mentions(
     topics = None if topics is None else [check_topic(topic) for topic in topics]
     text_formats = [check_text_format(name) for name in text_formats]
     columns = [*loading.REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
+    columns += ["sentence", "document_id"]  # a mention's document (`systems.gan21.documents`)
     columns += [text_column(name) for name in text_formats]
     parts = needs_parts(text_formats)
-    columns += list(PART_COLUMNS.values()) if parts else []
+    columns += [name for name in PART_COLUMNS.values() if name not in columns] if parts else []
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
     gold, available = [], set()
@@ -181,6 +187,9 @@ def load_mentions(
         for name in text_formats:
             table.mention_texts[name].append(inputs.add_text(row[text_column(name)]))
         table.mention_images.append(inputs.add_image(row["mention_image"]))
+        table.contexts.append(row["sentence"])
+        table.document_ids.append(row["document_id"])
+        table.candidate_qids.append(list(row["candidate_qids"]))
         if parts:
             table.mention_parts.append({part: row[column] for part, column in PART_COLUMNS.items()})
         absent = [None] * len(row["candidate_qids"])  # a modality the dataset lacks: no key for any candidate

@@ -142,18 +142,26 @@ def evaluate_model(
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
+    joint = getattr(adapter, "joint_step", None)  # a document-level system on this adapter (`systems`)
+    encoded = settings
+    if joint is not None:
+        settings, encoded = joint.plan(mentions, settings, kb)
+        formats = [s.text_format for s in encoded if s.task.mention_text]
+        text_formats = list(dict.fromkeys([*text_formats, *formats]))
     mentions = model_mention_texts(adapter, mentions, text_formats)
-    needed = needed_inputs(mentions, settings, adapter.fusion == FUSION_MULTIMODAL_ENCODER, kb)
+    needed = needed_inputs(mentions, encoded, adapter.fusion == FUSION_MULTIMODAL_ENCODER, kb)
     tables: dict[str, EmbeddingTable] = {}
     for kind in (TEXT, IMAGE, PAIR):
         if kind in needed:
             fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
             tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
     if kb is None:
-        scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight)
+        scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight, joint)
     else:
         kb_settings = kb_settings or KBRankingSettings()
-        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight)
+        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
+    if joint is not None:
+        joint.fit(scorer)
     protocol = "candidates" if kb is None else "kb"
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
     figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
@@ -169,6 +177,7 @@ def evaluate_model(
         undecodable_images=len(undecodable),
         seconds=time.perf_counter() - start,
         ranks={dataset: setting_ranks(settings, figures, figure_settings.nil_policy)},
+        extra={dataset: joint.describe()} if joint is not None else {},
     )
 
 
@@ -187,4 +196,5 @@ def merge_evaluations(evaluations: Sequence[ModelEvaluation]) -> ModelEvaluation
         undecodable_images=sum(evaluation.undecodable_images for evaluation in evaluations),
         seconds=sum(evaluation.seconds for evaluation in evaluations),
         ranks={name: ranks for evaluation in evaluations for name, ranks in evaluation.ranks.items()},
+        extra={key: value for evaluation in evaluations for key, value in evaluation.extra.items()},
     )

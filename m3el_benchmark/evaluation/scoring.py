@@ -12,12 +12,17 @@ Missing images (the rule the benchmark README documents):
 * A mention whose own image is missing in a task that needs it (Im, ITm) has no score at all: its gold is ranked
   past every candidate (rank = number of candidates + 1), so it counts as wrong at every k, and it is counted
   (``missing_mentions``).
+
+A document-level system (``m3el_benchmark.systems``) may change a setting's scores before they are ranked: a
+`ScoreAdjustment` receives the raw scores of a batch (NaN where an embedding is missing) and the `EntityColumns`
+they were computed against, under either protocol, and returns scores of the same shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -55,6 +60,25 @@ def uses_pair_encoder(task: TaskSpec) -> bool:
     return task.mention_text and task.mention_image and task.entity_text and task.entity_image
 
 
+@dataclass(frozen=True)
+class EntityColumns:
+    """The entities a batch of mentions was scored against: ``qids`` ``(batch, columns)`` per mention (candidates,
+    ``""`` past a mention's last one) or ``(columns,)`` shared by the batch (a KB chunk), and ``score(queries,
+    entity_text, entity_image)``, the scores ``(batch, columns)`` of other mention vectors against the same
+    entities in the entity modality asked for (NaN where an embedding is missing)."""
+
+    qids: np.ndarray
+    score: Callable[[torch.Tensor, bool, bool], torch.Tensor]
+
+
+class ScoreAdjustment(Protocol):
+    """A step between scoring and ranking (an adapter's ``joint_step``): new scores from the raw ones."""
+
+    def adjust(
+        self, setting: Setting, batch: torch.Tensor, scores: torch.Tensor, entities: EntityColumns
+    ) -> torch.Tensor: ...
+
+
 def settings_for(tasks: Sequence[str | TaskSpec], text_formats: Sequence[str]) -> list[Setting]:
     """Every (task, format) to score; a task whose mention has no text is scored once, with `NO_FORMAT`."""
     settings = []
@@ -84,7 +108,8 @@ def pair_keys(texts: Sequence[str], images: Sequence[str | None]) -> list[str | 
 class CandidateScorer:
     """Scores for a `MentionTable` from a model's `EmbeddingTable` of each kind (``pair`` only for FLAVA-MM).
 
-    ``image_weight`` is the image's weight in an (I+T) side fused from the unimodal embeddings (`fuse_mean`).
+    ``image_weight`` is the image's weight in an (I+T) side fused from the unimodal embeddings (`fuse_mean`);
+    ``adjustment`` changes the scores before ranking (`ScoreAdjustment`).
     """
 
     def __init__(
@@ -93,8 +118,9 @@ class CandidateScorer:
         tables: dict[str, EmbeddingTable],
         text_formats: Sequence[str],
         image_weight: float = 0.5,
+        adjustment: ScoreAdjustment | None = None,
     ):
-        self.mentions, self.image_weight = mentions, image_weight
+        self.mentions, self.image_weight, self.adjustment = mentions, image_weight, adjustment
         shape = tables[TEXT].embeddings.shape[1:] if TEXT in tables else (1, 1)
         self.vectors = {kind: _with_nan_row(tables.get(kind), shape) for kind in (TEXT, IMAGE, PAIR)}
         self.pair_fusion = PAIR in tables
@@ -160,6 +186,8 @@ class CandidateScorer:
             spec.entity_image,
         )
         scores = similarity(mention, candidates)
+        if self.adjustment is not None:
+            scores = self.adjustment.adjust(setting, batch, scores, self.candidate_columns(batch))
         valid = self.valid[batch]
         missing_scores = (torch.isnan(scores) & valid).sum(dim=1)
         mention_missing = torch.isnan(mention).flatten(1).all(dim=1)
@@ -169,6 +197,20 @@ class CandidateScorer:
         past_last = valid.sum(dim=1) + 1
         ranks = torch.where(mention_missing & (gold != NO_GOLD), past_last, ranks)
         return torch.stack([ranks, missing_scores, mention_missing.long()], dim=1)
+
+    def candidate_columns(self, batch: torch.Tensor) -> EntityColumns:
+        """The candidates of the mentions ``batch`` as `EntityColumns`."""
+        rows, width = self.rows, self.valid.shape[1]
+        known = self.mentions.candidate_qids or [[] for _ in range(len(self.mentions))]
+        qids = [[*known[row], *[""] * width][:width] for row in batch.tolist()]
+
+        def score(queries: torch.Tensor, entity_text: bool, entity_image: bool) -> torch.Tensor:
+            pair_rows = rows["candidate_pair"][batch] if self.pair_fusion else None
+            keys = self.side_vectors(rows["candidate_text"][batch], rows["candidate_image"][batch], pair_rows,
+                                     entity_text, entity_image)  # fmt: skip
+            return similarity(queries, keys)
+
+        return EntityColumns(np.asarray(qids, dtype=object).reshape(len(qids), width), score)
 
 
 def rank_mentions(
