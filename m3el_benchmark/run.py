@@ -244,6 +244,19 @@ def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
 
 
+def check_model_supports(adapter, spec: DatasetSpec) -> None:
+    """Raise ``ValueError`` when a model cannot be scored on a task or format of ``spec`` (DWE+: ITm-Te, M-S)."""
+    for what, chosen, supported in (("task", [str(task) for task in spec.tasks], adapter.supported_tasks),
+                                    ("text format", spec.mention_text_formats, adapter.supported_text_formats)):
+        unsupported = [name for name in chosen if supported is not None and name not in supported]
+        if unsupported:
+            raise ValueError(
+                f"Model {adapter.info.name!r} can only be scored on the {what}s {', '.join(supported)}, not "
+                f"{', '.join(unsupported)} (dataset {spec.name!r}); run it with --tasks/--text_formats (or the "
+                "`task:`/`text_format:` of its `datasets` entry) set to those."
+            )
+
+
 def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelEvaluation:
     """Load one model, evaluate it on every dataset, and free its memory."""
     adapter = load_adapter(request, accelerator.device, _dtype(args, accelerator), args.model_cache_dir)
@@ -252,6 +265,7 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
     evaluations = []
     for data in loaded:
+        check_model_supports(adapter, data.spec)
         scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
         evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
     del adapter

@@ -110,6 +110,9 @@ class EmbeddingAdapter:
     """``"longest"``, or ``"max_length"`` for models trained on padded texts (SigLIP, OWL-ViT)."""
     max_text_tokens: int | None = None
     """Text context; by default the text config's position embeddings."""
+    supported_tasks: tuple[str, ...] | None = None
+    supported_text_formats: tuple[str, ...] | None = None
+    """The tasks and mention text formats a model can be scored on (`None`: all); run.py refuses the others."""
 
     def __init__(self, model: torch.nn.Module, processor: Any, info: ModelInfo):
         self.model = model

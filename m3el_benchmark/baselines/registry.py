@@ -24,6 +24,7 @@ import transformers
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
+from ..systems.dwe_plus.adapter import DWEPlusAdapter
 from .base import EmbeddingAdapter, ModelInfo
 from .blip2 import Blip2Adapter
 from .dual_encoder import ALIGNAdapter, CLIPAdapter, CLIPNDAdapter, OwlViTAdapter, SiglipAdapter
@@ -53,6 +54,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "flava": Architecture("FlavaModel", FlavaAdapter),
     "owlvit": Architecture("OwlViTModel", OwlViTAdapter),
     "siglip": Architecture("SiglipModel", SiglipAdapter),
+    "dwe_plus": Architecture("DWEPlusModel", DWEPlusAdapter, module="m3el_benchmark.systems.dwe_plus.adapter"),
 }
 """Supported ``model_type`` values of ``config.json``."""
 

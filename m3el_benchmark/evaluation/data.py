@@ -71,8 +71,9 @@ class MentionTable:
     ``mention_texts[format][i]`` is mention i's text in that format; image keys are ``None`` where the image is
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
     ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
-    ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
-    model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`). ``columns`` are the
+    ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read whenever a text format is), from which a
+    model re-renders a text that does not fit its context or builds its own
+    (DWE+; `EmbeddingAdapter.mention_texts`). ``columns`` are the
     columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
     and the keys of an absent column are all ``None`` (`m3el_dataset.loading.missing_inputs` tells which
     tasks that rules out).
@@ -163,7 +164,7 @@ def load_mentions(
     text_formats = [check_text_format(name) for name in text_formats]
     columns = [*loading.REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
     columns += [text_column(name) for name in text_formats]
-    parts = needs_parts(text_formats)
+    parts = bool(text_formats)  # a model may read the parts themselves (DWE+: M and S), not only the -M formats
     columns += list(PART_COLUMNS.values()) if parts else []
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
