@@ -239,7 +239,7 @@ def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     path = loading.resolve_source(spec.path, work_dir)
     formats = spec.mention_text_formats
     mentions = load_mentions(path, spec.splits, spec.topics, formats, drop_nil=spec.drop_nil)
-    kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
+    kb = load_kb(path, mentions.inputs) if spec.protocol in ("kb", "retrieved") else None
     check_supported(spec.name, spec.tasks, formats, mentions, kb)
     return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
 
@@ -267,7 +267,7 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     for data in loaded:
         check_model_supports(adapter, data.spec)
         scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
-        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings))
+        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings, data.spec.protocol))
     del adapter
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,112 @@ def test_config_refuses_unknown_options():
         DWEPlusConfig(fusion="gated")
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         DWEPlusConfig(hidden_size=30, num_attention_heads=8)
+
+
+def test_retrieved_protocol_equals_brute_force():
+    from rapidfuzz import fuzz, utils
+
+    from m3el_benchmark.evaluation.data import KnowledgeBase, MentionTable, UniqueInputs
+    from m3el_benchmark.evaluation.encoding import TEXT, EmbeddingTable
+    from m3el_benchmark.evaluation.retrieval import RetrievedScorer, retrieve_by_name
+    from m3el_benchmark.evaluation.scoring import Setting
+
+    names = ["Paris", "Paris Hilton", "Berlin", "Parrot", "Paris"]
+    mentions_names = ["paris", "hilton", "berln"]
+    retrieved = retrieve_by_name(mentions_names, names, limit=3)
+    for name, found in zip(mentions_names, retrieved, strict=True):
+        scores = [fuzz.WRatio(name, entity, processor=utils.default_process) for entity in names]
+        assert sorted(scores, reverse=True)[:3] == [scores[index] for index in found]
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.nn.functional.normalize(torch.randn(8, 1, 4, generator=generator), dim=-1)
+    vectors[4] = vectors[0]  # a duplicate entity: a tie with the gold
+    keys = [f"k{i}" for i in range(8)]
+    table = EmbeddingTable({key: row for row, key in enumerate(keys)}, vectors)
+    kb = KnowledgeBase([f"Q{i}" for i in range(5)], keys[:5], [None] * 5, names=names)
+    mentions = MentionTable(["a", "b", "c"], ["t"] * 3, torch.zeros(3, dtype=torch.long).numpy(),
+                            {"M-S": keys[5:]}, [None] * 3, [[]] * 3, [[]] * 3, UniqueInputs(),
+                            gold_qids=["Q0", "Q1", "Q2"], mention_parts=[{"M": n} for n in mentions_names])
+    setting = Setting("Tm-Te", "M-S")
+    for ties in ("pessimistic", "optimistic"):
+        scorer = RetrievedScorer(mentions, kb, {TEXT: table}, ["M-S"], retrieved, ties)
+        ranks = scorer.ranks(setting, torch.arange(3))[:, 0].tolist()
+        for row, (found, gold) in enumerate(zip(retrieved, [0, 1, 2], strict=True)):
+            score = [float(vectors[5 + row, 0] @ vectors[entity, 0]) for entity in range(5)]
+            if ties == "pessimistic":
+                expected = 1 + sum(score[c] >= score[gold] - 1e-6 for c in found if c != gold)
+            else:
+                expected = 1 + sum(score[c] > score[gold] for c in found if c != gold)
+            assert ranks[row] == expected, (ties, row)
+
+
+def _train_tiny_dwe(tiny_models, root) -> str:
+    from m3el_benchmark.systems.dwe_plus.training import main
+
+    clip, owl = tiny_models
+    return str(main(["--dataset", "sample", "--output_dir", str(root / "dwe"), "--clip_model", str(clip),
+                     "--detector", str(owl), "--detector_threshold", "0.0", "--max_steps", "4", "--eval_steps", "2",
+                     "--batch_size", "8", "--cache_dir", str(root / "cache")]))  # fmt: skip
+
+
+def test_dwe_plus_trains_and_runs_under_every_protocol(tiny_models, tmp_path):
+    from m3el_benchmark.run import main as benchmark
+
+    folder = _train_tiny_dwe(tiny_models, tmp_path)
+    assert {"config.json", "model.safetensors", "training_summary.json"} <= {p.name for p in Path(folder).iterdir()}
+    common = ["--models", f"DWE+={folder}", "--tasks", "ITm-Te", "--text_formats", "M-S", "--headline_task",
+              "ITm-Te", "--headline_format", "M-S", "--num_workers", "0", "--cache_dir", str(tmp_path / "cache")]
+    for protocol in ("candidates", "kb", "retrieved"):
+        result = benchmark([*common, "--protocol", protocol, "--output_dir", str(tmp_path / protocol)])
+        (evaluation,) = [e for e in result.evaluations if e.info.name == "DWE+"]
+        record = next(r for r in evaluation.records if r["topic"] == "all")
+        assert record["protocol"] == protocol and 0.0 <= record["accuracy"] <= 1.0
+        if protocol == "retrieved":
+            assert record["optimistic_top_1"] >= record["top_1"]
+    with pytest.raises(ValueError, match="can only be scored on the tasks ITm-Te"):
+        benchmark(["--models", f"DWE+={folder}", "--tasks", "ITm-ITe", "--text_formats", "M-S", "--headline_format",
+                   "M-S", "--output_dir", str(tmp_path / "refused"), "--num_workers", "0"])
+
+
+def test_extraction_caches_crops_and_takes_the_no_person_path(tiny_models, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    from m3el_benchmark.evaluation.encoding import EncodingSettings
+    from m3el_benchmark.systems.dwe_plus.extraction import extract_features
+    from m3el_benchmark.systems.dwe_plus.training import DWEPlusTrainingArguments, load_encoders
+
+    clip, owl = tiny_models
+    images = [png_image(seed) for seed in range(3)]
+    for threshold, expect_crops in ((0.5, True), (0.95, False)):
+        args = DWEPlusTrainingArguments(clip_model=str(clip), detector=str(owl), detector_threshold=threshold,
+                                        max_crops=2)  # fmt: skip
+        extractor, info = load_encoders(args, "cpu")
+        monkeypatch.setattr(extractor.detector, "_scores_and_boxes", fixed_boxes)  # tiny random boxes have no width
+        run = [extractor, info, ["a", "b", "c"], ["x", "y", "z"], images, ["e1", "e2"], str(tmp_path / "cache"),
+               Accelerator(cpu=True), EncodingSettings(batch_size=2, num_workers=0)]  # fmt: skip
+        features = extract_features(*run).mentions
+        if expect_crops:
+            assert features.crop_mask.sum(dim=1).tolist() == [2, 2, 2]  # score >= 0.5, at most max_crops
+            assert features.crops.abs().sum() > 0
+            assert list((tmp_path / "cache").glob("*/person_boxes/*.npz"))
+        else:
+            assert features.crops.shape[1] == 1 and features.crop_mask.all() and features.crops.abs().sum() == 0
+        again = extract_features(*run).mentions  # from the cache: the same features
+        torch.testing.assert_close(again.crops, features.crops)
+
+
+def fixed_boxes(images):
+    """Three person boxes per image, scored 0.9, 0.6 and 0.4 (normalised cx, cy, w, h)."""
+    boxes = torch.tensor([[[0.5, 0.5, 0.5, 0.5], [0.3, 0.3, 0.2, 0.4], [0.5, 0.5, 0.1, 0.1]]])
+    return torch.tensor([[0.9, 0.6, 0.4]]).expand(len(images), 3), boxes.expand(len(images), 3, 4)
+
+
+def png_image(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

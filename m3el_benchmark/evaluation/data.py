@@ -112,6 +112,7 @@ class KnowledgeBase:
     images: list[str | None]
     has_text: bool = True
     has_image: bool = True
+    names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.qids)
@@ -207,6 +208,7 @@ def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
     kb = KnowledgeBase([], [], [], has_text="name" in table.column_names, has_image="image" in table.column_names)
     for row in table:
         kb.qids.append(row["qid"])
+        kb.names.append(row.get("name") or "")
         text = entity_text(row["name"], row.get("description") or "") if kb.has_text else None
         kb.texts.append(inputs.add_text(text))
         kb.images.append(inputs.add_image(row.get("image")))

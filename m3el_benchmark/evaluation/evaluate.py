@@ -26,6 +26,7 @@ from .cache import EmbeddingCache, model_cache_key
 from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .kb_ranking import KBRankingSettings, KBScorer
+from .retrieval import retrieved_figures, with_optimistic_ties
 from .scoring import CandidateScorer, Setting, rank_mentions
 
 logger = logging.getLogger(__name__)
@@ -143,11 +144,13 @@ def evaluate_model(
     dataset: str = "",
     kb: KnowledgeBase | None = None,
     kb_settings: KBRankingSettings | None = None,
+    protocol: str | None = None,
 ) -> ModelEvaluation:
     """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure.
 
     With ``kb``, each mention is ranked against the whole knowledge base (``kb`` protocol), else against its
-    candidates; ``dataset`` names the dataset in the records.
+    candidates; ``dataset`` names the dataset in the records. ``protocol="retrieved"`` (with ``kb``) ranks each
+    mention among its top-100 name matches instead (`retrieval`), with DWE's optimistic-tie figures beside ours.
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
@@ -158,21 +161,27 @@ def evaluate_model(
         if kind in needed:
             fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
             tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
-    if kb is None:
-        scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight)
-    else:
-        kb_settings = kb_settings or KBRankingSettings()
-        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight)
-    protocol = "candidates" if kb is None else "kb"
+    protocol = protocol or ("candidates" if kb is None else "kb")
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
-    figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+    base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol}
+    if protocol == "retrieved":
+        ours, dwe = retrieved_figures(mentions, kb, tables, settings, text_formats, accelerator, encoding.batch_size,
+                                      kb_settings, adapter.image_weight, desc)  # fmt: skip
+        records = with_optimistic_ties(_records(base, settings, ours, mentions.topics),
+                                       _records(base, settings, dwe, mentions.topics))  # fmt: skip
+    else:
+        if kb is None:
+            scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight)
+        else:
+            kb_settings = kb_settings or KBRankingSettings()
+            scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight)
+        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+        records = _records(base, settings, figures, mentions.topics)
     undecodable = {key.split("+")[-1] for kind in (IMAGE, PAIR) if kind in tables  # a pair key ends with its image's
                    for key in tables[kind].undecodable}  # fmt: skip
     return ModelEvaluation(
         info=adapter.info,
-        records=_records(
-            {"model": adapter.info.name, "dataset": dataset, "protocol": protocol}, settings, figures, mentions.topics
-        ),
+        records=records,
         encoding={kind: table.stats for kind, table in tables.items()},
         undecodable_images=len(undecodable),
         seconds=time.perf_counter() - start,

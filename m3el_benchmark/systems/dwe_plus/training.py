@@ -37,7 +37,8 @@ from ...training.tracking import trackers
 from .configuration import DWEPlusConfig
 from .data import NegativeSampler, TrainingExamples, usable_rows
 from .detection import PersonDetector
-from .features import DWEPlusFeatureExtractor, MentionFeatures, extract_features
+from .extraction import extract_features
+from .features import DWEPlusFeatureExtractor, MentionFeatures
 from .modeling import DWEPlusHead
 
 logger = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def train(args: DWEPlusTrainingArguments) -> Path:
 def _validate(head, validation, state, accelerator, extractor, args, loss) -> None:
     """Validation T@1; the best head is saved as the DWE+ folder; a resumable checkpoint is written."""
     accuracy = validation_accuracy(accelerator.unwrap_model(head), validation, accelerator.device)
-    state.history.append({"step": state.step, "loss": float(loss), "validation_top1": accuracy})
+    state.history.append({"step": state.step, "loss": loss.item(), "validation_top1": accuracy})
     accelerator.log({"train/loss": float(loss), "validation/top1": accuracy}, step=state.step)
     logger.info("DWE+ step %d: loss %.4f, validation T@1 %.4f", state.step, float(loss), accuracy)
     if state.best_accuracy is None or accuracy > state.best_accuracy:
