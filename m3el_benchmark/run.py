@@ -301,9 +301,22 @@ def load_dataset_spec(spec: DatasetSpec, work_dir: Path) -> LoadedDataset:
     path = loading.resolve_source(spec.path, work_dir)
     formats = spec.mention_text_formats
     mentions = load_mentions(path, spec.splits, spec.topics, formats, drop_nil=spec.drop_nil)
-    kb = load_kb(path, mentions.inputs) if spec.protocol == "kb" else None
+    kb = load_kb(path, mentions.inputs) if spec.protocol in ("kb", "retrieved") else None
     check_supported(spec.name, spec.tasks, formats, mentions, kb)
     return LoadedDataset(spec, path, mentions, settings_for(spec.tasks, spec.text_formats), kb)
+
+
+def check_model_supports(adapter, spec: DatasetSpec) -> None:
+    """Raise ``ValueError`` when a model cannot be scored on a task or format of ``spec`` (DWE+: ITm-Te, M-S)."""
+    for what, chosen, supported in (("task", [str(task) for task in spec.tasks], adapter.supported_tasks),
+                                    ("text format", spec.mention_text_formats, adapter.supported_text_formats)):
+        unsupported = [name for name in chosen if supported is not None and name not in supported]
+        if unsupported:
+            raise ValueError(
+                f"Model {adapter.info.name!r} can only be scored on the {what}s {', '.join(supported)}, not "
+                f"{', '.join(unsupported)} (dataset {spec.name!r}); run it with --tasks/--text_formats (or the "
+                "`task:`/`text_format:` of its `datasets` entry) set to those."
+            )
 
 
 def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelEvaluation:
@@ -315,9 +328,11 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
     evaluations = []
     for data in loaded:
+        check_model_supports(adapter, data.spec)
         scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
         figures = FigureSettings(data.spec.nil_policy, seed=args.seed)
-        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings, figures))
+        evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings, figures,
+                                          data.spec.protocol))  # fmt: skip
     del adapter
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -149,6 +149,9 @@ class EmbeddingAdapter:
     """``"longest"``, or ``"max_length"`` for models trained on padded texts (SigLIP, OWL-ViT)."""
     text_tower_config: str = "text_config"
     """The sub-config of the text tower, whose ``max_position_embeddings`` bounds a text (BLIP-2: the Q-Former's)."""
+    supported_tasks: tuple[str, ...] | None = None
+    supported_text_formats: tuple[str, ...] | None = None
+    """The tasks and mention text formats a model can be scored on (`None`: all); run.py refuses the others."""
 
     def __init__(self, model: torch.nn.Module, processor: Any, info: ModelInfo, options: AdapterOptions | None = None):
         self.model = model

@@ -28,6 +28,7 @@ import transformers
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
+from ..systems.dwe_plus.adapter import DWEPlusAdapter
 from ..systems.gan21 import SYSTEMS
 from .base import FUSION_MEAN, FUSION_MULTIMODAL_ENCODER, FUSIONS, AdapterOptions, EmbeddingAdapter, ModelInfo
 from .blip2 import Blip2Adapter
@@ -58,6 +59,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "flava": Architecture("FlavaModel", FlavaAdapter),
     "owlvit": Architecture("OwlViTModel", OwlViTAdapter),
     "siglip": Architecture("SiglipModel", SiglipAdapter),
+    "dwe_plus": Architecture("DWEPlusModel", DWEPlusAdapter, module="m3el_benchmark.systems.dwe_plus.adapter"),
 }
 """Supported ``model_type`` values of ``config.json``."""
 

@@ -71,9 +71,9 @@ class MentionTable:
     ``mention_texts[format][i]`` is mention i's text in that format; image keys are ``None`` where the image is
     missing; ``gold[i]`` is the index of the gold candidate, -1 when it is not among the candidates;
     ``gold_qids[i]`` the gold entity's QID (``""`` for NIL), what whole-knowledge-base ranking looks up;
-    ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read only for the ``-M`` formats), from which a
-    model re-renders a text that does not fit its context (`EmbeddingAdapter.mention_texts`); ``contexts[i]`` its
-    ``sentence``, ``document_ids[i]`` its ``document_id`` (``None`` where the dataset has none) and
+    ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read whenever a text format is), from which a
+    model re-renders a text that does not fit its context or builds its own (DWE+; `EmbeddingAdapter.mention_texts`);
+    ``contexts[i]`` its ``sentence``, ``document_ids[i]`` its ``document_id`` (``None`` where the dataset has none) and
     ``candidate_qids[i]`` its candidates' QIDs, what document-level systems group and compare. ``columns`` are the
     columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
     and the keys of an absent column are all ``None`` (`m3el_dataset.loading.missing_inputs` tells which
@@ -116,6 +116,7 @@ class KnowledgeBase:
     images: list[str | None]
     has_text: bool = True
     has_image: bool = True
+    names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.qids)
@@ -169,7 +170,7 @@ def load_mentions(
     columns = [*loading.REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
     columns += ["sentence", "document_id"]  # a mention's document (`systems.gan21.documents`)
     columns += [text_column(name) for name in text_formats]
-    parts = needs_parts(text_formats)
+    parts = bool(text_formats)  # a model may read the parts themselves (DWE+: M and S), not only the -M formats
     columns += [name for name in PART_COLUMNS.values() if name not in columns] if parts else []
     inputs = UniqueInputs()
     table = MentionTable([], [], np.zeros(0, dtype=np.int64), {name: [] for name in text_formats}, [], [], [], inputs)
@@ -215,6 +216,7 @@ def load_kb(path: str, inputs: UniqueInputs) -> KnowledgeBase:
     kb = KnowledgeBase([], [], [], has_text="name" in table.column_names, has_image="image" in table.column_names)
     for row in table:
         kb.qids.append(row["qid"])
+        kb.names.append(row.get("name") or "")
         text = entity_text(row["name"], row.get("description") or "") if kb.has_text else None
         kb.texts.append(inputs.add_text(text))
         kb.images.append(inputs.add_image(row.get("image")))

@@ -26,8 +26,9 @@ from m3el_dataset.published import PUBLISHED_FIGURES
 from .data import check_names
 from .figures import NIL_POLICIES
 
-PROTOCOLS = ("candidates", "kb")
-"""Ranking protocols: each mention against its own candidates, or against every entity of the ``kb`` config."""
+PROTOCOLS = ("candidates", "kb", "retrieved")
+"""Ranking protocols: each mention against its own candidates, against every entity of the ``kb`` config, or
+against its top-100 fuzzy name matches in it (DWE+'s published setting, `retrieval`)."""
 
 ENTRY_KEYS = ("name", "path", "protocol", "task", "tasks", "text_format", "splits", "published", "drop_nil",
               "nil_policy")

@@ -26,6 +26,7 @@ from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .figures import ALL_TOPICS, FigureSettings, SettingRanks, figure_records, setting_ranks
 from .kb_ranking import KBRankingSettings, KBScorer
+from .retrieval import RETRIEVED_LIMIT, retrieved_figures, with_optimistic_ties
 from .scoring import CandidateScorer, Setting, rank_mentions, uses_pair_encoder
 
 logger = logging.getLogger(__name__)
@@ -133,12 +134,14 @@ def evaluate_model(
     kb: KnowledgeBase | None = None,
     kb_settings: KBRankingSettings | None = None,
     figure_settings: FigureSettings | None = None,
+    protocol: str | None = None,
 ) -> ModelEvaluation:
     """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure.
 
     With ``kb``, each mention is ranked against the whole knowledge base (``kb`` protocol), else against its
-    candidates; ``dataset`` names the dataset in the records; ``figure_settings`` sets the nil policy and the
-    bootstrap (default: gold-absent mentions count as wrong).
+    candidates; ``protocol="retrieved"`` (with ``kb``) ranks it among its top-100 name matches instead
+    (`retrieval`), with DWE's optimistic-tie figures beside ours. ``dataset`` names the dataset in the records;
+    ``figure_settings`` sets the nil policy and the bootstrap (default: gold-absent mentions count as wrong).
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
@@ -155,24 +158,34 @@ def evaluate_model(
         if kind in needed:
             fallback = tuple(tables[TEXT].embeddings.shape[1:]) if TEXT in tables else (1, 1)
             tables[kind] = encode_unique(adapter, kind, needed[kind], cache, accelerator, encoding, fallback)
-    if kb is None:
-        scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight, joint)
-    else:
-        kb_settings = kb_settings or KBRankingSettings()
-        scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
-    if joint is not None:
-        joint.fit(scorer)
-    protocol = "candidates" if kb is None else "kb"
+    protocol = protocol or ("candidates" if kb is None else "kb")
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
-    figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+    figure_settings = figure_settings or FigureSettings()
+    optimistic = None
+    if protocol == "retrieved":
+        scored = (mentions, kb, tables, settings, text_formats, accelerator, encoding.batch_size, kb_settings)
+        figures, optimistic = retrieved_figures(*scored, adapter.image_weight, desc)
+        ranked_against = RETRIEVED_LIMIT
+    else:
+        if kb is None:
+            scorer = CandidateScorer(mentions, tables, text_formats, adapter.image_weight, joint)
+        else:
+            kb_settings = kb_settings or KBRankingSettings()
+            scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
+        if joint is not None:
+            joint.fit(scorer)
+        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+        ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
+    base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
+    records = figure_records(base, settings, figures, mentions.topics, figure_settings)
+    if optimistic is not None:
+        records = with_optimistic_ties(records, figure_records(base, settings, optimistic, mentions.topics,
+                                                               figure_settings))  # fmt: skip
     undecodable = {key.split("+")[-1] for kind in (IMAGE, PAIR) if kind in tables  # a pair key ends with its image's
                    for key in tables[kind].undecodable}  # fmt: skip
-    figure_settings = figure_settings or FigureSettings()
-    ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
-    base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
     return ModelEvaluation(
         info=adapter.info,
-        records=figure_records(base, settings, figures, mentions.topics, figure_settings),
+        records=records,
         encoding={kind: table.stats for kind, table in tables.items()},
         undecodable_images=len(undecodable),
         seconds=time.perf_counter() - start,

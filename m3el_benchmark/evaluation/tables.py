@@ -63,7 +63,9 @@ def conditions(*specs: DatasetSpec) -> str:
     """What the datasets' figures were measured on, in words: splits and protocol per dataset, then the nil policy
     (once when they share it)."""
     against = {"candidates": "each mention ranked against its own candidates",
-               "kb": "each mention ranked against the whole knowledge base (kb protocol)"}  # fmt: skip
+               "kb": "each mention ranked against the whole knowledge base (kb protocol)",
+               "retrieved": "each mention ranked among its top-100 fuzzy name matches in the knowledge base, the gold "
+                            "ranked whether retrieved or not (retrieved protocol)"}  # fmt: skip
     groups: dict[tuple, list[str]] = {}
     for spec in specs:
         groups.setdefault(("+".join(spec.splits), spec.protocol, spec.nil_policy), []).append(spec.name)

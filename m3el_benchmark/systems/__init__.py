@@ -1,1 +1,2 @@
-"""Published MEL systems rebuilt over the benchmark's adapters (one subpackage per system, e.g. `gan21`)."""
+"""Published MEL systems rebuilt on the benchmark's data, adapters and metric, one subpackage per system
+(`gan21`: Gan et al. 2021's joint linking; `dwe_plus`: DWE+)."""
