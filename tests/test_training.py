@@ -1,7 +1,9 @@
 import errno
 import json
+import random
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
 from converter_fixtures import write_wikidiverse, write_wikiperson
@@ -11,8 +13,9 @@ from two_processes import launch_two_cpu_processes
 
 from m3el_benchmark.train import main, parse_arguments
 from m3el_benchmark.training import trainer as trainer_module
-from m3el_benchmark.training.arguments import TrainingArguments
+from m3el_benchmark.training.arguments import DataArguments, TrainingArguments
 from m3el_benchmark.training.checkpointing import latest_checkpoint
+from m3el_benchmark.training.data import augment_image
 from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
@@ -210,6 +213,37 @@ def test_training_arguments_default_to_the_papers_recipe():
     args = TrainingArguments()
     assert (args.learning_rate, (args.adam_beta1, args.adam_beta2), args.adam_epsilon) == (1e-5, (0.9, 0.98), 1e-6)
     assert (args.weight_decay, args.per_device_train_batch_size, args.num_train_epochs) == (0.001, 256, 35)
+    assert args.lr_scheduler_type == "constant" and args.warmup_steps == 0
+    # The last model is saved, as transformers' Trainer does; negatives of the global batch across processes.
+    assert args.load_best_model_at_end is False and args.gather_features is True
+    data = DataArguments()
+    # Eq. 2: in-batch negatives only, both towers (ITm-ITe), CLIP's random crop and nothing else.
+    assert (data.task, data.hard_negatives) == ("ITm-ITe", False)
+    assert (data.image_augmentation, data.image_flip_and_jitter) == (True, False)
+
+
+def test_flips_and_jitter_need_the_crop():
+    with pytest.raises(ValueError, match="--image_flip_and_jitter adds to the random crop of --image_augmentation"):
+        parse_arguments(["--image_augmentation", "false", "--image_flip_and_jitter", "true"])
+
+
+def test_default_image_augmentation_is_clips_random_square_crop_only():
+    from PIL import Image
+
+    pixels = torch.arange(40 * 24 * 3, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(24, 40, 3)
+    wide = Image.fromarray(pixels.numpy())
+    crops = [augment_image(wide, random.Random(seed)) for seed in range(20)]
+    assert {crop.size for crop in crops} == {(24, 24)}  # a square of the shorter side
+    offsets = set()
+    for crop in crops:  # each an untouched window of the original: no flip, no colour change
+        window = torch.from_numpy(numpy.array(crop))
+        (offset,) = [left for left in range(17) if torch.equal(pixels[:, left : left + 24], window)]
+        offsets.add(offset)
+    assert len(offsets) > 1  # at random positions
+    square = wide.crop((0, 0, 24, 24))
+    assert numpy.array_equal(numpy.asarray(augment_image(square, random.Random(0))), numpy.asarray(square))
+    jittered = [augment_image(square, random.Random(seed), flip_and_jitter=True) for seed in range(5)]
+    assert any(not numpy.array_equal(numpy.asarray(image), numpy.asarray(square)) for image in jittered)
 
 
 def test_arguments_from_a_yaml_file(tmp_path):
