@@ -1,12 +1,14 @@
-# Trains CLIP-ND as in the M3EL paper: CLIP fine-tuned with a contrastive (InfoNCE) loss whose entity text is
-# augmented with descriptions (aug_T) and whose images are augmented (aug_I), on any M3EL task and text format.
+# Trains CLIP-ND as in the M3EL paper: CLIP fine-tuned with CLIP's symmetric contrastive (InfoNCE) loss whose entity
+# text is augmented with descriptions (aug_T) and whose images are randomly cropped (aug_I), on any M3EL task and
+# text format, with in-batch negatives (--hard_negatives adds each mention's other candidates).
 #
 #   accelerate launch benchmark/train.py --init openai/clip-vit-base-patch32 --dataset <org>/m3el \
 #       --task ITm-ITe --text_format M-S1 --output_dir outputs/clip_nd --mixed_precision bf16
 #   python benchmark/train.py configs.yaml          # the same arguments from a YAML or JSON file
 #
 # The paper's recipe is the default: AdamW lr 1e-5, betas (0.9, 0.98), eps 1e-6, weight decay 0.001, batch 256,
-# 35 epochs. The output folder loads with AutoModel.from_pretrained(output_dir, trust_remote_code=True).
+# 35 epochs, task ITm-ITe. The saved model is the last one (--load_best_model_at_end keeps the best validation one);
+# the output folder loads with AutoModel.from_pretrained(output_dir, trust_remote_code=True).
 """Command-line entry point of CLIP-ND training (the library is `m3el_benchmark.training`)."""
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model_args, data_args, training_args = parse_arguments(argv)
     result = CLIPNDTrainer(model_args, data_args, training_args).train()
-    logger.info("Saved CLIP-ND to %s (best validation ACC: %s)", result.output_dir, result.validation_accuracy)
+    logger.info("Saved CLIP-ND to %s: the weights of step %s of %d (validation ACC %s)", result.output_dir,
+                result.kept_step, result.steps, result.validation_accuracy)  # fmt: skip
     if argv is None:  # the script owns its processes: end the process group it started (a caller's stays)
         PartialState().destroy_process_group()
     return result

@@ -91,15 +91,23 @@ def split_sentences(text: str) -> list[str]:
 
 
 def sentence_with_mention(sentence: str, mention: str) -> str:
-    """S1: the first sentence of ``sentence`` that contains ``mention`` (case-insensitively), else the first one."""
+    """S1: the first sentence of ``sentence`` holding ``mention`` as a whole word, else as a substring, else the first
+    sentence (all case-insensitive).
+
+    A whole word has no letter, digit or underscore right before or after it, so "Kansas" is found in "Kansas
+    City" and in "Kansas's", never in "Arkansas"; the substring pass still finds "Kansas" in "Kansasville" when no
+    sentence holds the whole word.
+    """
     sentences = split_sentences(sentence)
     if not sentences:
         return ""
-    needle = collapse_whitespace(mention).lower()
-    if needle:
-        for candidate in sentences:
-            if needle in candidate.lower():
-                return candidate
+    mention = collapse_whitespace(mention)
+    if mention:
+        whole_word = re.compile(rf"(?<!\w){re.escape(mention)}(?!\w)", re.IGNORECASE)
+        for matches in (whole_word.search, lambda candidate: mention.lower() in candidate.lower()):
+            for candidate in sentences:
+                if matches(candidate):
+                    return candidate
     return sentences[0]
 
 

@@ -1,5 +1,6 @@
 # Copyright 2025 The M3EL authors. Licensed under the Apache License, Version 2.0.
-"""What training CLIP-ND computes: the contrastive loss of the M3EL paper (Eq. 2) and the output that carries it.
+"""What training CLIP-ND computes: CLIP's symmetric contrastive loss (the M3EL paper's Eq. 2 writes one of its two
+directions) and the output that carries it.
 
 The loss is a pure function of embeddings, so a trainer can call it on features gathered across ranks. This file
 travels to the Hub with the model (the modeling file imports it): it imports only torch and transformers.
@@ -71,7 +72,8 @@ def clip_nd_contrastive_loss(
     entity_mask: torch.Tensor | None = None,
     entity_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE between mentions and their gold entities (the paper's Eq. 2), as in CLIP.
+    """Symmetric InfoNCE between mentions and their gold entities, as CLIP trains (the paper's Eq. 2 writes only the
+    first of its two directions, mention-to-entity and entity-to-mention, which are averaged here).
 
     Mention ``i`` is paired with entity ``i``; entities past the number of mentions are extra (hard) negatives,
     used only in the mention-to-entity direction. Missing rows (NaN, as embeddings of missing images are, or

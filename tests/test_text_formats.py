@@ -61,6 +61,24 @@ def test_s1_is_first_sentence_containing_mention_case_insensitively():
     assert sentence_with_mention(SENTENCE, "Kansas") == "Kansas Saloon Smashers is a 1901 film."
 
 
+@pytest.mark.parametrize(
+    ("context", "mention", "expected"),
+    [
+        # "Arkansas" holds "kansas" as a substring only: the later sentence with the whole word wins.
+        ("She moved to Arkansas. Kansas is flat. It ends.", "Kansas", "Kansas is flat."),
+        ("She moved to Arkansas. KANSAS is flat.", "kansas", "KANSAS is flat."),  # case-insensitive
+        ("Arkansas is south. Kansas's wheat grows.", "Kansas", "Kansas's wheat grows."),  # punctuation is a boundary
+        ("Arkansas is south. It rains.", "Kansas", "Arkansas is south."),  # no whole word: the substring
+        ("It rains. Kansasville is small.", "Kansas", "Kansasville is small."),
+        ("Intro. The U.S. Army came.", "U.S.", "The U.S. Army came."),  # a mention ending in a period
+        ("Our plan_b works. The plan wins.", "plan", "The plan wins."),  # "_" is part of a word
+        ("Nothing here. Nor here.", "Kansas", "Nothing here."),  # neither: the first sentence
+    ],
+)
+def test_s1_prefers_the_mention_as_a_whole_word(context, mention, expected):
+    assert sentence_with_mention(context, mention) == expected
+
+
 def test_s1_falls_back_to_first_sentence():
     assert sentence_with_mention(SENTENCE, "Nobody") == "Kansas Saloon Smashers is a 1901 film."
 

@@ -1,7 +1,9 @@
 import errno
 import json
+import random
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
 from converter_fixtures import write_wikidiverse, write_wikiperson
@@ -11,8 +13,9 @@ from two_processes import launch_two_cpu_processes
 
 from m3el_benchmark.train import main, parse_arguments
 from m3el_benchmark.training import trainer as trainer_module
-from m3el_benchmark.training.arguments import TrainingArguments
+from m3el_benchmark.training.arguments import DataArguments, TrainingArguments
 from m3el_benchmark.training.checkpointing import latest_checkpoint
+from m3el_benchmark.training.data import augment_image
 from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
@@ -210,6 +213,122 @@ def test_training_arguments_default_to_the_papers_recipe():
     args = TrainingArguments()
     assert (args.learning_rate, (args.adam_beta1, args.adam_beta2), args.adam_epsilon) == (1e-5, (0.9, 0.98), 1e-6)
     assert (args.weight_decay, args.per_device_train_batch_size, args.num_train_epochs) == (0.001, 256, 35)
+    assert args.lr_scheduler_type == "constant" and args.warmup_steps == 0
+    # The last model is saved, as transformers' Trainer does; negatives of the global batch across processes.
+    assert args.load_best_model_at_end is False and args.gather_features is True
+    data = DataArguments()
+    # Eq. 2: in-batch negatives only, both towers (ITm-ITe), CLIP's random crop and nothing else.
+    assert (data.task, data.hard_negatives) == ("ITm-ITe", False)
+    assert (data.image_augmentation, data.image_flip_and_jitter) == (True, False)
+
+
+def test_flips_and_jitter_need_the_crop():
+    with pytest.raises(ValueError, match="--image_flip_and_jitter adds to the random crop of --image_augmentation"):
+        parse_arguments(["--image_augmentation", "false", "--image_flip_and_jitter", "true"])
+
+
+def test_default_image_augmentation_is_clips_random_square_crop_only():
+    from PIL import Image
+
+    pixels = torch.arange(40 * 24 * 3, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(24, 40, 3)
+    wide = Image.fromarray(pixels.numpy())
+    crops = [augment_image(wide, random.Random(seed)) for seed in range(20)]
+    assert {crop.size for crop in crops} == {(24, 24)}  # a square of the shorter side
+    offsets = set()
+    for crop in crops:  # each an untouched window of the original: no flip, no colour change
+        window = torch.from_numpy(numpy.array(crop))
+        (offset,) = [left for left in range(17) if torch.equal(pixels[:, left : left + 24], window)]
+        offsets.add(offset)
+    assert len(offsets) > 1  # at random positions
+    square = wide.crop((0, 0, 24, 24))
+    assert numpy.array_equal(numpy.asarray(augment_image(square, random.Random(0))), numpy.asarray(square))
+    jittered = [augment_image(square, random.Random(seed), flip_and_jitter=True) for seed in range(5)]
+    assert any(not numpy.array_equal(numpy.asarray(image), numpy.asarray(square)) for image in jittered)
+
+
+def _scripted_validation(monkeypatch, accuracies):
+    """Validation ACC that follows ``accuracies`` epoch by epoch (the training itself is real)."""
+    figures = iter(accuracies)
+    monkeypatch.setattr(trainer_module, "evaluate_accuracy", lambda *args: {"accuracy": next(figures), "mrr": 0.5})
+
+
+EPOCHS = ["--per_device_train_batch_size", "64", "--validation_split", "validation"]  # 4 steps per epoch
+
+
+def test_the_last_model_is_saved_unless_load_best_model_at_end(tmp_path, sample_hub, monkeypatch):
+    # ACC 0.5, 0.8, 0.6: the best epoch (the second, step 8) is not the last one (step 12).
+    _scripted_validation(monkeypatch, [0.5, 0.8, 0.6])
+    last = main(_args(tmp_path / "last", sample_hub, *EPOCHS, "--num_train_epochs", "3"))
+    _scripted_validation(monkeypatch, [0.5, 0.8, 0.6])
+    best = main(_args(tmp_path / "best", sample_hub, *EPOCHS, "--num_train_epochs", "3", "--load_best_model_at_end",
+                      "true"))  # fmt: skip
+    _scripted_validation(monkeypatch, [0.5, 0.8])
+    two_epochs = main(_args(tmp_path / "two", sample_hub, *EPOCHS, "--num_train_epochs", "2"))
+    assert [record["step"] for record in last.history] == [4, 8, 12] and last.steps == best.steps == 12
+    assert (last.kept_step, last.validation_accuracy) == (12, 0.6)
+    assert (best.kept_step, best.validation_accuracy) == (8, 0.8)
+    # The kept weights are exactly those after step 8 (a run stopped there), the default ones those of step 12.
+    kept, at_step_8, at_step_12 = _weights(best.output_dir), _weights(two_epochs.output_dir), _weights(last.output_dir)
+    for key in kept:
+        torch.testing.assert_close(kept[key], at_step_8[key], rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(at_step_12[key], at_step_8[key]) for key in kept)
+    # The config and the card say which step was kept, and show every validation.
+    recorded = json.loads((best.output_dir / "config.json").read_text())["training_arguments"]
+    assert (recorded["kept_step"], recorded["trained_steps"], recorded["load_best_model_at_end"]) == (8, 12, True)
+    assert [record["accuracy"] for record in recorded["validation_history"]] == [0.5, 0.8, 0.6]
+    card = (best.output_dir / "README.md").read_text()
+    assert "those after step 8 of the 12 steps trained" in card and "not the last step" in card
+    assert "| 1 | 8 | 0.8000 | 0.5000 | yes |" in card and "| 2 | 12 | 0.6000 | 0.5000 |  |" in card
+    assert "| ITm-ITe (M-S1) | accuracy | 0.8000 |" in card  # the kept weights' figure
+    card = (last.output_dir / "README.md").read_text()
+    assert "those of the last step, 12 of the 12 trained" in card and "| Weights saved | last step |" in card
+    assert "| 2 | 12 | 0.6000 | 0.5000 | yes |" in card and "| ITm-ITe (M-S1) | accuracy | 0.6000 |" in card
+
+
+def test_load_best_model_at_end_needs_a_validation_split(tmp_path, sample_hub):
+    with pytest.raises(ValueError, match="--load_best_model_at_end keeps the weights of the best validation ACC"):
+        main(_args(tmp_path / "run", sample_hub, "--validation_split", "", "--load_best_model_at_end", "true"))
+
+
+def test_the_card_shows_the_arguments_that_ran(tmp_path, sample_hub):
+    ran = ["--max_steps", "1", "--validation_split", "", "--task", "Tm-Ie", "--text_format", "S-M",
+           "--hard_negatives", "true", "--image_flip_and_jitter", "true", "--mixed_precision", "no", "--seed", "7",
+           "--name_drop_prob", "0.25", "--keep_mention", "false", "--lr_scheduler_type", "cosine"]  # fmt: skip
+    card = (main(_args(tmp_path / "run", sample_hub, *ran)).output_dir / "README.md").read_text()
+    rows = [
+        "| Task | Tm-Ie |",
+        "| Mention text format | S-M |",
+        "| Negatives | the other pairs of the batch, plus each mention's non-gold candidates (hard negatives) |",
+        "| Image augmentation (aug_I) | random square crop of the shorter side (CLIP's), random flips, brightness/"
+        "contrast jitter +-10 % |",
+        '| Text augmentation (aug_T) | entity text "{name}: {description}"; name dropped with probability 0.25, '
+        "description with 0.0 |",
+        "| Long mention texts | cut at the end |",
+        "| Learning rate | 0.001 |",
+        "| Learning-rate schedule | cosine, 0 warm-up steps |",
+        "| Batch size | 16 |",
+        "| Epochs | stopped after 1 steps (max_steps) |",
+        "| Precision | fp32 |",
+        "| Seed | 7 |",
+        "No validation ran during training",
+        "those of the last step, 1 of the 1 trained",
+    ]
+    assert [row for row in rows if row not in card] == []
+    assert "The paper's training recipe" not in card and "not recorded" not in card
+
+
+def test_a_local_init_folder_is_never_the_base_model(tmp_path, sample_hub):
+    import yaml
+    from tiny_clip import save_tiny_clip
+
+    folder = save_tiny_clip(tmp_path / "my_local_clip")
+    args = ["--report_to", "none", "--init", str(folder), "--dataset", str(sample_hub), "--max_steps", "1",
+            "--validation_split", "", "--output_dir", str(tmp_path / "run")]  # fmt: skip
+    card = (main(args).output_dir / "README.md").read_text()
+    assert "base_model" not in yaml.safe_load(card.split("---")[1])
+    prose = card.split("### Training arguments")[0]  # the JSON record below keeps "init" as it ran
+    assert "my_local_clip" not in prose and "huggingface.co/" + str(folder) not in card
+    assert "started from a local checkpoint" in prose
 
 
 def test_arguments_from_a_yaml_file(tmp_path):
@@ -240,7 +359,7 @@ def test_two_cpu_processes_give_the_single_process_loss(tmp_path, sample_hub):
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_early_stopping_and_best_model_kept(tmp_path, sample_hub):
+def test_early_stopping_keeps_the_last_model(tmp_path, sample_hub):
     # With a zero learning rate the validation ACC never improves: patience 1 stops after the second epoch.
     result = main(_args(tmp_path / "run", sample_hub, "--learning_rate", "0", "--num_train_epochs", "5",
                         "--early_stopping_patience", "1"))  # fmt: skip

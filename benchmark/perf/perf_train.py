@@ -24,10 +24,10 @@ from m3el_dataset.loading import open_split
 from m3el_dataset.rows import MENTIONS_CONFIG
 from m3el_dataset.sample import SAMPLE_DIR
 
-VARIANTS = {
-    "gathered + hard negatives": [],
-    "gathered, no hard negatives": ["--hard_negatives", "false"],
-    "local, hard negatives": ["--gather_features", "false"],
+VARIANTS = {  # each flag explicit, whatever the defaults (gathered, no hard negatives)
+    "gathered + hard negatives": ["--gather_features", "true", "--hard_negatives", "true"],
+    "gathered, no hard negatives": ["--gather_features", "true", "--hard_negatives", "false"],
+    "local, hard negatives": ["--gather_features", "false", "--hard_negatives", "true"],
     "local, no hard negatives": ["--gather_features", "false", "--hard_negatives", "false"],
 }
 

@@ -39,8 +39,11 @@ class DataArguments:
         metadata={"help": "Where a raw release (or 'sample') is exported once (default: $HF_HOME/m3el/datasets)."},
     )
     task: str = field(
-        default="Tm-Te",
-        metadata={"help": f"Modality task, or several joined by ',' to mix them: {', '.join(TASKS)}."},
+        default="ITm-ITe",
+        metadata={
+            "help": f"Modality task, or several joined by ',' to mix them: {', '.join(TASKS)}. The default ITm-ITe "
+            "trains both towers and the fusion (Tm-Te would train the text tower only)."
+        },
     )
     text_format: str = field(default="M-S1", metadata={"help": f"Mention text format: {', '.join(TEXT_FORMATS)}."})
     train_split: str = field(default="train")
@@ -52,8 +55,21 @@ class DataArguments:
         default=0.0,
         metadata={"help": "aug_T: probability of dropping the description (1.0 = 'w/o T_description', plain CLIP)."},
     )
-    image_augmentation: bool = field(default=True, metadata={"help": "aug_I: random crops, flips, colour jitter."})
-    hard_negatives: bool = field(default=True, metadata={"help": "Add each mention's non-gold candidates."})
+    image_augmentation: bool = field(
+        default=True,
+        metadata={"help": "aug_I as CLIP trained: a random square crop of side the image's shorter side, only."},
+    )
+    image_flip_and_jitter: bool = field(
+        default=False,
+        metadata={"help": "Also random horizontal flips and brightness/contrast jitter (+-10%); not the paper's."},
+    )
+    hard_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Also use each mention's non-gold candidates as negatives of every mention of the batch. Off by "
+            "default: the paper's loss (Eq. 2) has in-batch negatives only."
+        },
+    )
     keep_mention: bool = field(default=True, metadata={"help": "Shorten the sentence before cutting the mention."})
     dataloader_num_workers: int = field(default=0)
 
@@ -63,6 +79,11 @@ class DataArguments:
         return [parse_task(task.strip()) for task in self.task.split(",") if task.strip()]
 
     def __post_init__(self):
+        if self.image_flip_and_jitter and not self.image_augmentation:
+            raise ValueError(
+                "--image_flip_and_jitter adds to the random crop of --image_augmentation, which is off; turn "
+                "--image_augmentation on, or --image_flip_and_jitter off."
+            )
         if not self.task.replace(",", "").strip():
             raise ValueError(f"--task is empty; choose one or more of {', '.join(TASKS)}.")
         self.tasks  # noqa: B018 - parses every name: an unknown task is refused here, naming the valid ones
@@ -74,7 +95,12 @@ class DataArguments:
 
 @dataclass
 class TrainingArguments:
-    """Optimisation, checkpoints and logging. Defaults are the paper's recipe."""
+    """Optimisation, checkpoints and logging.
+
+    Defaults are the paper's recipe ("Implementation Details"): AdamW, learning rate 1e-5, betas (0.9, 0.98), eps
+    1e-6, weight decay 0.001, a batch of 256 on one GPU, 35 epochs. Like transformers' `Trainer`, the model saved at
+    the end is the last one; ``load_best_model_at_end`` keeps the one of the best validation ACC instead.
+    """
 
     output_dir: str = field(default="outputs/clip_nd", metadata={"help": "Where checkpoints and the model go."})
     learning_rate: float = 1e-5
@@ -91,7 +117,12 @@ class TrainingArguments:
     warmup_steps: int = 0
     max_grad_norm: float = 0.0
     gather_features: bool = field(
-        default=True, metadata={"help": "Negatives from the global batch across processes (gather with gradients)."}
+        default=True,
+        metadata={
+            "help": "Negatives from the whole global batch, gathered across processes with their gradients (on by "
+            "default: N processes then train exactly like one process with their global batch, as the paper's one "
+            "GPU did); off: each process's own batch only (cheaper, fewer negatives). No effect on one process."
+        },
     )
     mixed_precision: str | None = field(
         default=None,
@@ -112,6 +143,13 @@ class TrainingArguments:
         metadata={"help": "With --resume: continue although arguments that shape the results differ from the run's."},
     )
     early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without a better val. ACC (0: off)."})
+    load_best_model_at_end: bool = field(
+        default=False,
+        metadata={
+            "help": "Save the weights of the best validation ACC (the first epoch reaching it) instead of the last "
+            "ones; the model card then names the step kept. Needs a validation split."
+        },
+    )
     lora_r: int = field(default=0, metadata={"help": "Train a LoRA adapter of this rank instead of the whole model."})
     lora_alpha: int = 16
     lora_dropout: float = 0.0

@@ -82,13 +82,21 @@ def augment_text(name: str, description: str, rng: random.Random, args: DataArgu
     return entity_text(name, description, with_name=keep_name, with_description=keep_description)
 
 
-def augment_image(image: Image.Image, rng: random.Random) -> Image.Image:
-    """aug_I with PIL only (torchvision does not load with our torch): random crop, flip and colour jitter."""
+def augment_image(image: Image.Image, rng: random.Random, *, flip_and_jitter: bool = False) -> Image.Image:
+    """aug_I as CLIP trained: a random square crop whose side is the image's shorter side.
+
+    CLIP's only augmentation was "a random square crop from resized images" (Radford et al. 2021, Sec. 2.5): the
+    image resized to its shorter side, then a random square of that side. Cropping first and letting the processor
+    resize (it then has nothing left to centre-crop) is the same up to resampling. A square image is therefore left
+    as it is. ``flip_and_jitter`` adds a random horizontal flip and a brightness and contrast jitter of +-10 % (not
+    the paper's recipe: ``--image_flip_and_jitter``). PIL only: torchvision does not load with our torch.
+    """
     width, height = image.size
-    scale = rng.uniform(0.8, 1.0)
-    crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
-    left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
-    image = image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.BICUBIC)
+    side = min(width, height)
+    left, top = rng.randint(0, width - side), rng.randint(0, height - side)
+    image = image.crop((left, top, left + side, top + side))
+    if not flip_and_jitter:
+        return image
     if rng.random() < 0.5:
         image = ImageOps.mirror(image)
     image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.9, 1.1))
@@ -116,7 +124,8 @@ class EntityView:
 
 
 class MentionEntityPairs(torch.utils.data.Dataset):
-    """Mention → gold-entity pairs of one split, with the non-gold candidates as hard negatives.
+    """Mention → gold-entity pairs of one split, with the non-gold candidates (the hard negatives of
+    ``--hard_negatives``).
 
     For training, mentions whose gold is not among the candidates (label -1) are not positives and are left out;
     for evaluation (``train=False``) every mention is kept (one without its gold counts as wrong). With several
@@ -150,7 +159,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
     def _image(self, cell, rng: random.Random) -> tuple[Image.Image | None, int]:
         image, failed = decode_image(cell)
         if image is not None and self.train and self.args.image_augmentation:
-            image = augment_image(image, rng)
+            image = augment_image(image, rng, flip_and_jitter=self.args.image_flip_and_jitter)
         return image, int(failed)
 
     def _entity(self, row, position: int, task: TaskSpec, rng: random.Random) -> tuple[EntityView, int]:

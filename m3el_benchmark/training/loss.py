@@ -1,4 +1,12 @@
-"""The training loss: the paper's symmetric InfoNCE over the global batch, plus hard negatives.
+"""The training loss: CLIP's symmetric InfoNCE over the global batch, optionally with hard negatives.
+
+What the loss is: for a batch of N mention-entity pairs with similarities ``s_ij = cos(m_i, e_j) / tau``, the mean
+of two cross-entropies, mention -> entity (each mention against the N entities) and entity -> mention (each entity
+against the N mentions), as CLIP and open_clip train. The paper's Eq. 2 writes one direction only (image -> text,
+without its minus sign); we keep CLIP's symmetric form, which is what "the CLIP loss" trains in practice, and
+``tau`` is CLIP's learnable temperature (its inverse clamped at 100). With ``--hard_negatives`` (off by default:
+not in Eq. 2) each mention's non-gold candidates are appended as extra entities, negatives of every mention in the
+mention -> entity direction only.
 
 Like open_clip's ``ClipLoss`` with ``gather_with_grad=True``, features are gathered from every process with their
 gradients and each process computes the loss of the whole global batch. Every process thus holds the same loss
@@ -53,11 +61,14 @@ class Embedded(NamedTuple):
 
 
 class GatheredContrastiveLoss(nn.Module):
-    """Symmetric InfoNCE between mentions and their gold entities; the other pairs' entities are the negatives.
+    """CLIP's symmetric InfoNCE between mentions and their gold entities (the mean of the mention -> entity and
+    entity -> mention cross-entropies; the paper's Eq. 2 shows the first direction only); the other pairs' entities
+    (and mentions) are the negatives, plus the hard negatives passed to `forward`.
 
     Args:
         gather (`bool`, defaults to `True`): take the negatives of the whole global batch (gathered across
-            processes with gradients); with `False`, only the process's own batch.
+            processes with gradients), so that N processes train as one process with their global batch;
+            with `False`, only the process's own batch.
     """
 
     def __init__(self, gather: bool = True):

@@ -19,8 +19,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from ..model_card import build_model_card
-from .arguments import TINY_INIT, DataArguments, ModelArguments, TrainingArguments
+from modeling_clip_nd import CLIPNDConfig
+
+from ..model_card import TrainingOutcome, build_training_card
+from .arguments import DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import (
     TrainerState,
     changed_arguments,
@@ -49,13 +51,16 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What a training run produced: the saved model folder and its validation figures."""
+    """What a training run produced: the saved model folder, the step whose weights it holds (``kept_step``: the
+    last, or the best validation epoch's with ``--load_best_model_at_end``) and their validation ACC (``None`` if
+    they were not validated), the steps trained and every validation."""
 
     output_dir: Path
     validation_accuracy: float | None
     steps: int
     undecodable_images: int
     history: list[dict] = field(default_factory=list)
+    kept_step: int | None = None
 
 
 class CLIPNDTrainer:
@@ -118,7 +123,7 @@ class CLIPNDTrainer:
         if pairs < 2 and not self.data_args.hard_negatives:
             raise ValueError(
                 f"Each mention would have no negative: the batch holds {pairs} pair(s) and hard negatives are off. "
-                "Raise --per_device_train_batch_size, or keep --hard_negatives on."
+                "Raise --per_device_train_batch_size, or turn --hard_negatives on."
             )
 
     def _build_loaders(self, train_rows, validation_rows) -> None:
@@ -177,7 +182,15 @@ class CLIPNDTrainer:
 
     # ----------------------------------------------------------------------------------------------- training
     def train(self) -> TrainResult:
-        """Run until ``max_steps`` or the last epoch (or early stopping); return the saved model's folder."""
+        """Run until ``max_steps`` or the last epoch (or early stopping); save the last model (or, with
+        ``--load_best_model_at_end``, keep the best validation one) and return its folder."""
+        if self.args.load_best_model_at_end and self.validation_loader is None:
+            self._finish()
+            raise ValueError(
+                "--load_best_model_at_end keeps the weights of the best validation ACC, but there is no validation "
+                f"split (--validation_split {self.data_args.validation_split!r} is empty or has no mention); give "
+                "one, or drop the flag to save the last weights."
+            )
         try:
             if self.args.resume:
                 self._resume()
@@ -191,14 +204,19 @@ class CLIPNDTrainer:
                 if epoch_finished or self.state.step >= self.total_steps:
                     stop = self._end_of_epoch()
             progress.close()
-            if self.validation_loader is None:
+            if self.args.load_best_model_at_end:
+                self._record_final_outcome()  # the best weights were saved when reached
+            else:
                 self._save_model()
         finally:  # a failed or interrupted run frees its folder too
             self._finish()
         undecodable = int(self.accelerator.reduce(torch.tensor(self.state.undecodable_images), reduction="sum"))
         if undecodable:
             logger.warning("%d images failed to decode during training; they counted as missing.", undecodable)
-        return TrainResult(self.output_dir, self.state.best_accuracy, self.state.step, undecodable, self.state.history)
+        outcome = self._outcome()
+        kept = outcome.kept_validation()
+        return TrainResult(self.output_dir, kept["accuracy"] if kept else None, self.state.step, undecodable,
+                           self.state.history, kept_step=outcome.kept_step)  # fmt: skip
 
     def _train_epoch(self, progress) -> bool:
         """Train on the rest of the current epoch; return whether it was finished (not cut by ``max_steps``)."""
@@ -295,7 +313,8 @@ class CLIPNDTrainer:
                         *figures.values())  # fmt: skip
 
     def _end_of_epoch(self) -> bool:
-        """Validate, keep the best model, move to the next epoch; return whether early stopping says stop."""
+        """Validate (saving the model if it is the best so far and ``--load_best_model_at_end`` asks to keep the
+        best), move to the next epoch; return whether early stopping says stop."""
         finished_epoch = self.state.epoch
         self.state.epoch += 1
         self.state.batches_done_in_epoch = 0
@@ -313,7 +332,8 @@ class CLIPNDTrainer:
         if self.state.best_accuracy is None or metrics["accuracy"] > self.state.best_accuracy:
             self.state.best_accuracy = metrics["accuracy"]
             self.state.epochs_without_improvement = 0
-            self._save_model()
+            if self.args.load_best_model_at_end:
+                self._save_model()
             return False
         self.state.epochs_without_improvement += 1
         patience = self.args.early_stopping_patience
@@ -350,46 +370,54 @@ class CLIPNDTrainer:
             return copy.deepcopy(model).merge_and_unload()
         return model
 
-    def _model_card(self, model) -> str | None:
-        if self.args.lora_r and not self.args.save_merged:
-            return None
-        results = None
-        if self.state.best_accuracy is not None:  # validation ACC on the first task, in the chosen text format
-            name = f"{self.data_args.tasks[0]} ({self.data_args.text_format})"
-            results = {name: {"accuracy": self.state.best_accuracy}}
-        dataset = self.data_args.dataset
-        local = Path(dataset).exists()
-        card = build_model_card(
-            model.config,
-            results,
-            base_model=None if self.model_args.init == TINY_INIT else self.model_args.init,
-            dataset_id=Path(dataset).name if local else dataset,
-            dataset_on_hub=not local,
-            split=self.data_args.validation_split or "validation",
-        )
-        arguments = json.dumps(model.config.training_arguments, indent=1, sort_keys=True)
-        history = json.dumps(self.state.history, indent=1)
-        sections = [("Training arguments", arguments), ("Validation history", history)]
-        return str(card) + "".join(f"\n\n## {title}\n\n```json\n{body}\n```\n" for title, body in sections)
+    def _outcome(self) -> TrainingOutcome:
+        """What the run has kept so far: the best validation epoch's step with ``--load_best_model_at_end`` (the
+        first to reach the best ACC, as `_end_of_epoch` saves only on a strict improvement), else the last step."""
+        kept_step = self.state.step
+        if self.args.load_best_model_at_end and self.state.history:
+            kept_step = max(self.state.history, key=lambda record: record["accuracy"])["step"]  # first of the best
+        setting = f"{self.data_args.tasks[0]} ({self.data_args.text_format})"  # what `evaluate_accuracy` measures
+        return TrainingOutcome(self.state.step, kept_step, setting, [dict(record) for record in self.state.history])
+
+    def _recorded_arguments(self) -> dict:
+        """What ran (not the defaults) and what was kept: saved in the model's config, shown on its card."""
+        recorded = {**self._flat_arguments(), "num_processes": self.accelerator.num_processes}
+        recorded.update(self._outcome().record())
+        if self.changed_arguments:  # what the resumed checkpoint was trained with, before the change
+            recorded["changed_on_resume"] = {name: old for name, (old, _) in self.changed_arguments.items()}
+        return recorded
+
+    def _publish(self, staging: Path) -> None:
+        """Move the files of ``staging`` into ``output_dir``, each replaced atomically."""
+        for path in staging.iterdir():
+            os.replace(path, self.output_dir / path.name)
+        staging.rmdir()
 
     def _save_model(self) -> None:
         """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
         self._check_parameters_finite()
         if self.accelerator.is_main_process:
             model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved
-            ran = {**self._flat_arguments(), "num_processes": self.accelerator.num_processes}
-            if self.changed_arguments:  # what the resumed checkpoint was trained with, before the change
-                ran["changed_on_resume"] = {name: old for name, (old, _) in self.changed_arguments.items()}
-            model.config.training_arguments = ran  # what ran (not the defaults): saved in config, shown on the card
+            model.config.training_arguments = self._recorded_arguments()
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
-            card = self._model_card(model)
-            if card is None:
-                model.save_pretrained(staging)
+            if self.args.lora_r and not self.args.save_merged:
+                model.save_pretrained(staging)  # an adapter: no CLIP-ND config or card of its own
             else:
-                model.save_pretrained(staging, model_card=card)
+                model.save_pretrained(staging, model_card=build_training_card(model.config))
             self.processor.save_pretrained(staging)
-            for path in staging.iterdir():
-                os.replace(path, self.output_dir / path.name)
-            staging.rmdir()
+            self._publish(staging)
+        self.accelerator.wait_for_everyone()
+
+    def _record_final_outcome(self) -> None:
+        """With ``--load_best_model_at_end`` the best weights were saved when they were reached; now that training
+        is over, rewrite their config and card with the whole run (steps trained, every validation)."""
+        if self.accelerator.is_main_process and not (self.args.lora_r and not self.args.save_merged):
+            config = CLIPNDConfig.from_pretrained(self.output_dir)
+            config.training_arguments = self._recorded_arguments()
+            staging = self.output_dir / ".staging-model"
+            shutil.rmtree(staging, ignore_errors=True)
+            config.save_pretrained(staging)
+            build_training_card(config).save(staging / "README.md")
+            self._publish(staging)
         self.accelerator.wait_for_everyone()
