@@ -26,8 +26,8 @@ def package_version() -> str:
 def user_errors() -> tuple[type[BaseException], ...]:
     """The errors that report a user's input or environment (a message says what to do), not a bug."""
     from .training.checkpointing import CheckpointError
+    from .training.divergence import TrainingDivergedError
     from .training.run_folder import OutputDirInUseError
-    from .training.trainer import TrainingDivergedError
 
     return ValueError, OSError, CheckpointError, OutputDirInUseError, TrainingDivergedError  # a missing model: OSError
 

@@ -16,7 +16,8 @@ from m3el_benchmark.training import trainer as trainer_module
 from m3el_benchmark.training.arguments import DataArguments, TrainingArguments
 from m3el_benchmark.training.checkpointing import latest_checkpoint
 from m3el_benchmark.training.data import augment_image
-from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer, TrainingDivergedError
+from m3el_benchmark.training.divergence import TrainingDivergedError
+from m3el_benchmark.training.trainer import TRAIN_LOG_FILE, CLIPNDTrainer
 from m3el_dataset.converters import convert
 from m3el_dataset.export import ExportConfig, export_release
 from m3el_dataset.loading import open_split

@@ -27,11 +27,11 @@ from .checkpointing import (
     TrainerState,
     changed_arguments,
     describe_changes,
-    latest_checkpoint,
     resume_state,
     save_checkpoint,
 )
 from .data import EpochPermutationSampler, MentionEntityPairs, PairCollator, check_trainable, open_training_split
+from .divergence import check_parameters_finite, check_step_finite
 from .initialization import apply_lora, build_model, parameter_groups
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .run_folder import RunFolderLock, claim_checkpoints
@@ -43,10 +43,6 @@ logger = logging.getLogger(__name__)
 NUM_HARD_NEGATIVES = 2  # M3EL has 3 candidates per mention: the gold and (at most) 2 others
 TRAIN_LOG_FILE = "train_log.jsonl"
 """One JSON line per logged step (loss, learning rate, temperature, samples/s), appended across resumes."""
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; nothing after the last good checkpoint was saved."""
 
 
 @dataclass
@@ -256,24 +252,11 @@ class CLIPNDTrainer:
         return loss.detach()
 
     def _check_finite(self, loss: torch.Tensor, bad_embeddings: torch.Tensor, batch: dict) -> None:
-        """Stop, on every process at once, if the loss or an embedding of a present input is not finite."""
-        flags = torch.stack([~torch.isfinite(loss.detach()), bad_embeddings]).to(torch.float32)
-        loss_bad, embeddings_bad = self.accelerator.gather(flags.reshape(1, 2)).amax(dim=0).tolist()
-        if loss_bad or embeddings_bad:
-            what = f"The loss is {loss.item()}"
-            if embeddings_bad:
-                what = "Embeddings of present inputs (not missing images) are NaN or infinite"
-            where = (f"step {self.state.step + 1} (epoch {self.state.epoch}, batch {self.state.batches_done_in_epoch} "
-                     f"of the epoch, mentions {batch['ids'][:5]}...); it was not applied")  # fmt: skip
-            self._diverged(f"{what} at {where}")
+        check_step_finite(self.accelerator, loss, bad_embeddings, self.state, batch["ids"], self.output_dir)
 
     def _check_parameters_finite(self) -> None:
-        """Refuse to save non-finite weights: a step can leave NaN parameters behind a finite loss."""
         model = self.accelerator.unwrap_model(self.module).model
-        bad = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
-        if bad:
-            self._diverged(f"{len(bad)} parameter tensors (e.g. {bad[0]}) are NaN or infinite after step "
-                           f"{self.state.step}; they were not saved")  # fmt: skip
+        check_parameters_finite(model, self.state.step, self.output_dir)
 
     def _finish(self) -> None:
         """End the trackers and free the output folder. The process group stays: it belongs to the process (a
@@ -282,13 +265,6 @@ class CLIPNDTrainer:
             tracker.finish()
         self.accelerator.trackers.clear()
         self.lock.release()
-
-    def _diverged(self, what: str) -> None:
-        latest = latest_checkpoint(self.output_dir)
-        raise TrainingDivergedError(
-            f"{what}. The last good checkpoint is {latest or 'none (none written yet)'}: lower --learning_rate or "
-            "check those mentions, then continue with --resume."
-        )
 
     def _log(self, loss: torch.Tensor) -> None:
         if self.state.step % max(self.args.logging_steps, 1) and self.state.step != self.total_steps:
