@@ -151,7 +151,7 @@ class BenchmarkArguments:
         default="auto",
         metadata={"help": "'auto' (bf16 on GPU, fp32 on CPU), 'no' (fp32 end to end, TF32 off) or 'bf16'."},
     )
-    seed: int = field(default=42)
+    seed: int = field(default=42, metadata={"help": "Seed of the run (tiny CLIP-ND training, bootstrap resamples)."})
 
     def __post_init__(self):
         check_names(self.tasks, TASKS, "task")

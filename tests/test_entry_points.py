@@ -47,3 +47,13 @@ def test_benchmark_help_shows_the_defaults_a_bare_run_uses(capsys):
         start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{flag} "))
         end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  -"))
         assert f"(default: {value})" in " ".join(" ".join(lines[start:end]).split()), flag
+
+
+def test_every_flag_has_a_help_string():
+    from dataclasses import fields
+
+    from m3el_benchmark.run import BenchmarkArguments
+    from m3el_benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
+
+    for arguments in (ModelArguments, DataArguments, TrainingArguments, BenchmarkArguments):
+        assert [f.name for f in fields(arguments) if not f.metadata.get("help")] == [], arguments.__name__

@@ -46,7 +46,9 @@ class DataArguments:
         },
     )
     text_format: str = field(default="M-S1", metadata={"help": f"Mention text format: {', '.join(TEXT_FORMATS)}."})
-    train_split: str = field(default="train")
+    train_split: str = field(
+        default="train", metadata={"help": "Split to train on (a learning split or a topic split)."}
+    )
     validation_split: str = field(default="validation", metadata={"help": "Split of the per-epoch ACC; '' for none."})
     name_drop_prob: float = field(
         default=0.0, metadata={"help": "aug_T: probability of dropping the entity name (1.0 = 'w/o T_name')."}
@@ -71,7 +73,9 @@ class DataArguments:
         },
     )
     keep_mention: bool = field(default=True, metadata={"help": "Shorten the sentence before cutting the mention."})
-    dataloader_num_workers: int = field(default=0)
+    dataloader_num_workers: int = field(
+        default=0, metadata={"help": "DataLoader processes decoding images and building batches (0: the training process)."}
+    )
 
     @property
     def tasks(self) -> list[TaskSpec]:
@@ -103,19 +107,31 @@ class TrainingArguments:
     """
 
     output_dir: str = field(default="outputs/clip_nd", metadata={"help": "Where checkpoints and the model go."})
-    learning_rate: float = 1e-5
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_epsilon: float = 1e-6
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak AdamW learning rate (the paper's 1e-5)."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1 (the paper's 0.9)."})
+    adam_beta2: float = field(
+        default=0.98, metadata={"help": "AdamW beta2 (the paper's 0.98, CLIP's choice for contrastive training)."}
+    )
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon (the paper's 1e-6)."})
     weight_decay: float = field(default=0.001, metadata={"help": "Not applied to biases, norms and the temperature."})
     per_device_train_batch_size: int = field(default=256, metadata={"help": "The paper's batch of 256 on one GPU."})
-    per_device_eval_batch_size: int = 256
-    gradient_accumulation_steps: int = 1
-    num_train_epochs: int = 35
+    per_device_eval_batch_size: int = field(
+        default=256, metadata={"help": "Mentions per validation batch on each process."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Batches whose gradients are summed before each optimizer step."}
+    )
+    num_train_epochs: int = field(
+        default=35, metadata={"help": "Epochs over the training split (the paper's 35); --max_steps > 0 overrides it."}
+    )
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (> 0 overrides epochs)."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "'constant' (paper) or 'cosine'."})
-    warmup_steps: int = 0
-    max_grad_norm: float = 0.0
+    warmup_steps: int = field(
+        default=0, metadata={"help": "Linear warm-up steps of the learning rate (the paper: none)."}
+    )
+    max_grad_norm: float = field(
+        default=0.0, metadata={"help": "Clip the gradient norm at this value (0: no clipping, as the paper)."}
+    )
     gather_features: bool = field(
         default=True,
         metadata={
@@ -128,10 +144,16 @@ class TrainingArguments:
         default=None,
         metadata={"help": "'no', 'bf16' or 'fp16'; unset: what `accelerate launch` or its config chose, else 'no'."},
     )
-    gradient_checkpointing: bool = False
-    torch_compile: bool = False
-    seed: int = 42
-    logging_steps: int = 10
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in the backward pass: less memory, slower steps."}
+    )
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the training step with torch.compile."})
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the weights' initialisation, the data order and the augmentations."}
+    )
+    logging_steps: int = field(
+        default=10, metadata={"help": "Log loss, learning rate, temperature and samples/s every N steps."}
+    )
     checkpointing_steps: int = field(default=0, metadata={"help": "Resumable checkpoint every N steps (0: off)."})
     checkpoints_total_limit: int = field(default=2, metadata={"help": "Complete checkpoints kept on disk."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last complete checkpoint."})
@@ -151,8 +173,8 @@ class TrainingArguments:
         },
     )
     lora_r: int = field(default=0, metadata={"help": "Train a LoRA adapter of this rank instead of the whole model."})
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha (with --lora_r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA branches (with --lora_r)."})
     save_merged: bool = field(default=True, metadata={"help": "With LoRA: save the merged CLIP-ND, else the adapter."})
     report_to: str = field(
         default="auto",
