@@ -74,7 +74,7 @@ class DataArguments:
     )
     keep_mention: bool = field(default=True, metadata={"help": "Shorten the sentence before cutting the mention."})
     dataloader_num_workers: int = field(
-        default=0, metadata={"help": "DataLoader processes decoding images and building batches (0: the training process)."}
+        default=0, metadata={"help": "DataLoader processes decoding images and making batches (0: none)."}
     )
 
     @property
