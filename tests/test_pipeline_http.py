@@ -27,7 +27,8 @@ def fake():
 
 
 def _client(tmp_path, **overrides) -> tuple[PipelineHttpClient, RecordingSleep]:
-    settings = dict(timeout_s=0.3, max_retries=3, backoff_base_s=0.01, backoff_max_s=0.04, max_retry_after_s=5.0,
+    # A generous socket timeout: on a loaded machine a 0.3 s one fired and added a retry to tests about other things.
+    settings = dict(timeout_s=5.0, max_retries=3, backoff_base_s=0.01, backoff_max_s=0.04, max_retry_after_s=5.0,
                     min_interval_s=0.0, cache_dir=tmp_path / "cache")
     sleep = RecordingSleep()
     return PipelineHttpClient(HttpSettings(**{**settings, **overrides}), sleep=sleep), sleep
