@@ -199,6 +199,10 @@ def test_lambda_zero_reproduces_the_plain_adapters_figures_on_the_sample(clip, s
     strip = lambda records: [{k: v for k, v in r.items() if k != "model"} for r in records]  # noqa: E731
     assert strip(joint.records) == strip(plain.records)
     assert joint.extra["M3EL"]["documents_with_several_mentions"] == 0  # M3EL: one mention per document
+    from m3el_benchmark.evaluation.results import model_summary
+
+    recorded = model_summary(joint)["system"]["M3EL"]  # what results.json says of the step
+    assert recorded["system"] == "Gan21-OT" and recorded["lambda_t"] == 0.0 and "system" not in model_summary(plain)
 
 
 def synthetic_documents(count: int = 4, seed: int = 0):

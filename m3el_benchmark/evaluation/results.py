@@ -66,6 +66,7 @@ def model_summary(evaluation: ModelEvaluation) -> dict[str, Any]:
         "undecodable_images": evaluation.undecodable_images,
         "non_finite_embeddings": sum(s.non_finite for s in evaluation.encoding.values()),
         "seconds": round(evaluation.seconds, 3),
+        **({"system": evaluation.extra} if evaluation.extra else {}),  # by dataset: a document-level system's settings
     }
 
 
