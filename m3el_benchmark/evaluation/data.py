@@ -19,14 +19,9 @@ import numpy as np
 from m3el_dataset import loading
 from m3el_dataset.constants import ALL_SPLITS, TEXT_FORMATS, TOPICS, check_text_format, check_topic
 from m3el_dataset.rows import KB_CONFIG, KB_SPLIT, MENTIONS_CONFIG, PART_COLUMNS, text_column
-from m3el_dataset.text_formats import entity_text, sentence_before_mention
+from m3el_dataset.text_formats import entity_text
 
 logger = logging.getLogger(__name__)
-
-
-def needs_parts(text_formats: Sequence[str]) -> bool:
-    """Whether a format puts the mention after its sentence (``-M``), which a model may fit to its context."""
-    return any(sentence_before_mention(name) is not None for name in text_formats)
 
 
 def content_key(content: str | bytes) -> str:
