@@ -21,18 +21,20 @@ from .scoring import NO_FORMAT
 CSS = """
 .model{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .8rem;margin:.8rem 0}
 .mistakes{display:flex;flex-direction:column;gap:.6rem;margin:.4rem 0 1rem}
-.mistake{border:1px solid #eaeef2;border-radius:6px;padding:.5rem;background:#fbfcfd}
+.mistake{border:1px solid #eaeef2;border-radius:6px;padding:.5rem;background:#fbfcfd;display:flex;gap:.6rem;
+ align-items:flex-start}
 .mistake header{font-size:.8rem;color:#57606a;margin-bottom:.3rem}
-.mistake .status{font-weight:600;color:#a40e26}.mention{display:flex;gap:.6rem;align-items:flex-start}
-.mention .text{max-height:6.5em;overflow:auto;white-space:pre-wrap;font-size:.85rem}
+.mistake .status{font-weight:600;color:#a40e26}.mention{flex:none;width:280px}
+.mention .body{display:flex;gap:.5rem;align-items:flex-start}
+.mention .text{max-height:6.5em;overflow:auto;white-space:pre-wrap;font-size:.8rem}
 .thumb{width:96px;height:96px;object-fit:contain;background:#eee;border-radius:4px;flex:none}
 .noimage{width:96px;height:96px;display:flex;align-items:center;justify-content:center;text-align:center;
  background:#f3f3f3;color:#888;font-size:.7rem;border-radius:4px;flex:none}
-ol.candidates{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;padding:0;margin:.5rem 0 0}
-.candidate{display:flex;gap:.4rem;width:330px;border:2px solid #eaeef2;border-radius:6px;padding:.3rem;
+ol.candidates{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;padding:0;margin:0;flex:1}
+.candidate{display:flex;gap:.4rem;width:262px;box-sizing:border-box;border:2px solid #eaeef2;border-radius:6px;padding:.3rem;
  background:#fff}
 .candidate.gold{border-color:#1a7f37;background:#f0fff4}.candidate .name{font-weight:600}
-.candidate .desc{font-size:.75rem;color:#57606a;max-height:4.5em;overflow:auto}
+.candidate .desc{font-size:.75rem;color:#57606a;max-height:6em;overflow:auto}
 .candidate .score{font-variant-numeric:tabular-nums;font-size:.8rem}
 .badge{display:inline-block;font-size:.7rem;border-radius:3px;padding:0 .3rem;margin-left:.2rem;color:#fff}
 .badge.gold{background:#1a7f37}.badge.choice{background:#cf222e}
@@ -89,10 +91,10 @@ def entry_html(entry: GalleryEntry) -> str:
     choice = scored[0] if scored else None
     which = f"text ({entry.text_format})" if entry.text_format != NO_FORMAT else "words (not used: image-only task)"
     candidates = "".join(_candidate(c, c is choice) for c in entry.candidates)
-    return (f'<article class="mistake" data-mention="{esc(entry.mention_id)}"><header>{esc(entry.mention_id)} · '
-            f'topic {esc(entry.topic)} · <span class="status">{esc(_status(entry))}</span></header>'
-            f'<div class="mention">{_image(entry.thumbnail, entry.image_note, "mention image")}'
-            f'<div><small>Mention {esc(which)}</small><div class="text">{esc(entry.mention_text)}</div></div></div>'
+    return (f'<article class="mistake" data-mention="{esc(entry.mention_id)}"><div class="mention"><header>'
+            f'{esc(entry.mention_id)} · topic {esc(entry.topic)}<br><span class="status">{esc(_status(entry))}</span>'
+            f'</header><div class="body">{_image(entry.thumbnail, entry.image_note, "mention image")}<div><small>'
+            f'Mention {esc(which)}</small><div class="text">{esc(entry.mention_text)}</div></div></div></div>'
             f'<ol class="candidates">{candidates}</ol></article>')  # fmt: skip
 
 
@@ -139,8 +141,10 @@ def gallery_html(entries: Sequence[GalleryEntry], results: dict[str, Any]) -> st
                      "against candidates.</p>")  # fmt: skip
     order = [model["name"] for model in results.get("models", [])]
     models = sorted({key[0] for key in shown}, key=lambda name: order.index(name) if name in order else len(order))
-    for model in models:
-        lines.append(f'<details class="model" open><summary>{esc(model)}</summary>')
+    for number, model in enumerate(models):
+        count = sum(len(found) for key, found in shown.items() if key[0] == model)
+        summary = f"{model}: {count} mistakes" + ("" if number == 0 else " (click to open)")
+        lines.append(f'<details class="model"{" open" if number == 0 else ""}><summary>{esc(summary)}</summary>')
         without = _without_mistakes(model, shown, results)
         if without:
             lines.append(f'<p class="note">No mistake to show in {esc(", ".join(without))}.</p>')
