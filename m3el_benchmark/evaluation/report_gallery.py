@@ -31,13 +31,13 @@ CSS = """
 .noimage{width:96px;height:96px;display:flex;align-items:center;justify-content:center;text-align:center;
  background:#f3f3f3;color:#888;font-size:.7rem;border-radius:4px;flex:none}
 ol.candidates{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;padding:0;margin:0;flex:1}
-.candidate{display:flex;gap:.4rem;width:262px;box-sizing:border-box;border:2px solid #eaeef2;border-radius:6px;padding:.3rem;
- background:#fff}
+.candidate{display:flex;gap:.4rem;width:262px;box-sizing:border-box;border:2px solid #eaeef2;border-radius:6px;
+ padding:.3rem;background:#fff}
 .candidate.gold{border-color:#1a7f37;background:#f0fff4}.candidate .name{font-weight:600}
 .candidate .desc{font-size:.75rem;color:#57606a;max-height:6em;overflow:auto}
 .candidate .score{font-variant-numeric:tabular-nums;font-size:.8rem}
 .badge{display:inline-block;font-size:.7rem;border-radius:3px;padding:0 .3rem;margin-left:.2rem;color:#fff}
-.badge.gold{background:#1a7f37}.badge.choice{background:#cf222e}
+.badge.gold{background:#1a7f37}.badge.choice{background:#cf222e}.badge.tie{background:#9a6700}
 """
 STYLE = f"<style>{CSS}</style>"
 
@@ -73,9 +73,11 @@ def _status(entry: GalleryEntry) -> str:
     return f"gold ranked {entry.gold_rank} of {len(entry.candidates)}"
 
 
-def _candidate(candidate: GalleryCandidate, choice: bool) -> str:
+def _candidate(candidate: GalleryCandidate, top: str) -> str:
+    """One candidate; ``top`` is ``"choice"`` for the model's choice, ``"tie"`` for one of several tied first."""
     badges = '<span class="badge gold">gold</span>' if candidate.gold else ""
-    badges += '<span class="badge choice">model\'s choice</span>' if choice else ""
+    badges += {"choice": '<span class="badge choice">model\'s choice</span>',
+               "tie": '<span class="badge tie">tied top score</span>'}.get(top, "")  # fmt: skip
     score = "no score (an input is missing)" if candidate.score is None else f"score {candidate.score:.4f}"
     css = "candidate gold" if candidate.gold else "candidate"
     qid = f" <small>{esc(candidate.qid)}</small>" if candidate.qid else ""
@@ -87,10 +89,16 @@ def _candidate(candidate: GalleryCandidate, choice: bool) -> str:
 
 def entry_html(entry: GalleryEntry) -> str:
     """One mistake: the mention (text and image), then its candidates in score order, the gold marked."""
-    scored = [candidate for candidate in entry.candidates if candidate.score is not None]
-    choice = scored[0] if scored else None
+    scores = [candidate.score for candidate in entry.candidates if candidate.score is not None]
+    tied = scores.count(scores[0]) > 1 if scores else False  # no single choice: ties count against the gold
+
+    def top(candidate: GalleryCandidate) -> str:
+        if not scores or candidate.score != scores[0]:
+            return ""
+        return "tie" if tied else "choice"
+
     which = f"text ({entry.text_format})" if entry.text_format != NO_FORMAT else "words (not used: image-only task)"
-    candidates = "".join(_candidate(c, c is choice) for c in entry.candidates)
+    candidates = "".join(_candidate(candidate, top(candidate)) for candidate in entry.candidates)
     return (f'<article class="mistake" data-mention="{esc(entry.mention_id)}"><div class="mention"><header>'
             f'{esc(entry.mention_id)} · topic {esc(entry.topic)}<br><span class="status">{esc(_status(entry))}</span>'
             f'</header><div class="body">{_image(entry.thumbnail, entry.image_note, "mention image")}<div><small>'
