@@ -220,7 +220,9 @@ class CandidateScorer:
         return EntityColumns(np.asarray(qids, dtype=object).reshape(len(qids), width), score)
 
 
-def _ranked(scorer: CandidateScorer, setting: Setting, column: int, batch: torch.Tensor, mistakes) -> torch.Tensor:
+def _ranked(
+    scorer: CandidateScorer, setting: Setting, column: int, batch: torch.Tensor, mistakes: MistakeSample | None
+) -> torch.Tensor:
     if mistakes is None:
         return scorer.ranks(setting, batch)
     figures, scores = scorer.scored(setting, batch)
