@@ -35,3 +35,7 @@ def test_two_processes_match_one(tmp_path):
         for stats in model["encoding"].values():
             assert stats["encoder_passes"] == stats["unique_inputs"]
     assert "| Model | M-S1 | S-M-D |" in completed.stdout
+    # The report's gallery: each process kept the mistakes of its shard, merged into the single process's sample.
+    one_report, two_report = ((tmp_path / run / "report.html").read_text(encoding="utf-8") for run in ("one", "two"))
+    gallery = one_report[one_report.index('<section id="gallery">'):]
+    assert gallery.count('class="mistake"') > 0 and two_report[two_report.index('<section id="gallery">'):] == gallery

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 from accelerate import Accelerator
 from benchmark_tables import value_columns
+from headless_chromium import Elements, dump_dom, requires_chromium, screenshot
+from PIL import Image
 from tiny_baselines import save_all_tiny_models
 from tiny_clip import tiny_processor
 
@@ -20,6 +23,7 @@ from m3el_benchmark.baselines import ModelRequest, load_adapter
 from m3el_benchmark.evaluation.data import load_mentions
 from m3el_benchmark.evaluation.encoding import EncodingSettings
 from m3el_benchmark.evaluation.evaluate import evaluate_model
+from m3el_benchmark.evaluation.mistakes import GALLERY_SIZE
 from m3el_benchmark.evaluation.scoring import settings_for
 from m3el_benchmark.run import BenchmarkArguments, main
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
@@ -418,3 +422,51 @@ def test_evaluation_precision_is_recorded(precision, dtype, tiny_models, sample_
     if precision == "no":  # float32 end to end: no TF32 products either
         assert result.results["run"]["precision"]["tf32"] is False
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == tf32  # restored
+
+
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
+def test_gallery_mistakes_are_those_the_scores_ranked(full_run):
+    first, second = full_run
+    for evaluation, again in zip(first.evaluations, second.evaluations, strict=True):
+        entries = evaluation.gallery
+        assert entries and entries == again.gallery  # seeded: the same mistakes, scores and thumbnails on a re-run
+        per_setting = {}
+        for entry in entries:
+            per_setting[entry.task, entry.text_format] = per_setting.get((entry.task, entry.text_format), 0) + 1
+            assert entry.gold_rank != 1 and entry.model == evaluation.info.name
+            golds = [position for position, candidate in enumerate(entry.candidates, 1) if candidate.gold]
+            if entry.gold_present:  # candidates are in score order, the gold after its ties: its place is its rank
+                assert golds == [entry.gold_rank]
+            else:
+                assert golds == []
+            assert all(c.thumbnail.startswith("data:image/jpeg;base64,") for c in entry.candidates)
+        assert max(per_setting.values()) <= GALLERY_SIZE
+    assert any(not entry.gold_present for entry in first.evaluations[0].gallery)  # under nil_policy: wrong
+
+
+@requires_chromium
+@pytest.mark.slow  # shares the full two-run fixture (about 15 s on 2 cores)
+def test_report_html_of_the_sample_run_renders_in_headless_chromium(full_run, tmp_path):
+    page = full_run[0].output_dir / "report.html"
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.IGNORECASE)  # self-contained
+    assert "<script" not in text.lower()
+    dom = Elements(dump_dom(page, tmp_path / "chromium"))
+    for section in ("headline", "per-task", "per-topic", "gallery"):
+        assert dom.having("section", id=section)
+    for table in ("table5", "comparison", "tasks", "topics", *(f"table4_{t}" for t in TASKS if t[:2] != "Im")):
+        assert dom.having("figure", "table", id=f"table-{table}"), table
+    assert len(dom.having("table", "figures")) == len(dom.having("tr", "n")) >= 10  # each table with its n row
+    assert len(dom.having("span", "ci")) >= len(MODEL_ORDER) * len(TASKS)  # intervals under the values
+    assert dom.having("figure", "chart", id="chart-tasks") and dom.having("figure", "chart", id="chart-topics")
+    assert len(dom.having("svg")) >= 2
+    assert len(dom.having("details", "model")) == len(MODEL_ORDER)
+    mistakes = dom.having("article", "mistake")
+    assert len(mistakes) > len(MODEL_ORDER) and len(dom.having("li", "candidate")) >= 2 * len(mistakes)
+    assert len(dom.having("li", "gold")) >= len(mistakes) - len(MODEL_ORDER) * len(TASKS)  # all but gold-absent ones
+    assert all(img["src"].startswith("data:image/jpeg;base64,") for img in dom.having("img", "thumb"))
+    assert "gold not among candidates" in text and "model's choice" in text
+    png = screenshot(page, tmp_path / "report_sample_run.png", tmp_path / "chromium", size=(1280, 9000))
+    with Image.open(png) as image:
+        darkest, lightest = image.convert("L").getextrema()
+        assert image.size == (1280, 9000) and darkest < 64 and lightest > 192  # text on a light page, not blank

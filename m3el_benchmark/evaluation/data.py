@@ -69,7 +69,9 @@ class MentionTable:
     ``mention_parts[i]`` mention i's ``M``, ``S``, ``S1`` and ``D`` (read whenever a text format is), from which a
     model re-renders a text that does not fit its context or builds its own (DWE+; `EmbeddingAdapter.mention_texts`);
     ``contexts[i]`` its ``sentence``, ``document_ids[i]`` its ``document_id`` (``None`` where the dataset has none) and
-    ``candidate_qids[i]`` its candidates' QIDs, what document-level systems group and compare. ``columns`` are the
+    ``candidate_qids[i]`` its candidates' QIDs, what document-level systems group and compare;
+    ``candidate_names[i]`` and ``candidate_descriptions[i]`` what the report's gallery shows of them (empty lists
+    where the dataset has no such column). ``columns`` are the
     columns of the dataset's ``mentions`` config: a converted peer dataset leaves out those of a modality it lacks,
     and the keys of an absent column are all ``None`` (`m3el_dataset.loading.missing_inputs` tells which
     tasks that rules out).
@@ -90,6 +92,8 @@ class MentionTable:
     contexts: list[str | None] = field(default_factory=list)
     document_ids: list[str | None] = field(default_factory=list)
     candidate_qids: list[list[str]] = field(default_factory=list)
+    candidate_names: list[list[str]] = field(default_factory=list)
+    candidate_descriptions: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -163,6 +167,7 @@ def load_mentions(
     topics = None if topics is None else [check_topic(topic) for topic in topics]
     text_formats = [check_text_format(name) for name in text_formats]
     columns = [*loading.REQUIRED_COLUMNS, "mention_image", "candidate_texts", "candidate_images"]
+    columns += ["candidate_names", "candidate_descriptions"]  # shown in the report's gallery
     columns += ["sentence", "document_id"]  # a mention's document (`systems.gan21.documents`)
     columns += [text_column(name) for name in text_formats]
     parts = bool(text_formats)  # a model may read the parts themselves (DWE+: M and S), not only the -M formats
@@ -186,6 +191,8 @@ def load_mentions(
         table.contexts.append(row["sentence"])
         table.document_ids.append(row["document_id"])
         table.candidate_qids.append(list(row["candidate_qids"]))
+        table.candidate_names.append(list(row["candidate_names"] or []))
+        table.candidate_descriptions.append(list(row["candidate_descriptions"] or []))
         if parts:
             table.mention_parts.append({part: row[column] for part, column in PART_COLUMNS.items()})
         absent = [None] * len(row["candidate_qids"])  # a modality the dataset lacks: no key for any candidate

@@ -26,6 +26,7 @@ from .data import KnowledgeBase, MentionTable, UniqueInputs, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable, EncodingSettings, EncodingStats, encode_unique
 from .figures import ALL_TOPICS, FigureSettings, SettingRanks, figure_records, setting_ranks
 from .kb_ranking import KBRankingSettings, KBScorer
+from .mistakes import GalleryEntry, MistakeSample, build_gallery
 from .retrieval import RETRIEVED_LIMIT, retrieved_figures, with_optimistic_ties
 from .scoring import CandidateScorer, Setting, rank_mentions, uses_pair_encoder
 
@@ -45,6 +46,7 @@ class ModelEvaluation:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     ranks: dict[str, SettingRanks] = field(default_factory=dict)  # by dataset, for paired comparisons
+    gallery: list[GalleryEntry] = field(default_factory=list)  # a seeded sample of mistakes, for the report
 
     @property
     def pass_ratio(self) -> float:
@@ -161,7 +163,7 @@ def evaluate_model(
     protocol = protocol or ("candidates" if kb is None else "kb")
     desc = f"{adapter.info.name} | {dataset or 'dataset'} | score ({protocol})"
     figure_settings = figure_settings or FigureSettings()
-    optimistic = None
+    optimistic, mistakes = None, None
     if protocol == "retrieved":
         scored = (mentions, kb, tables, settings, text_formats, accelerator, encoding.batch_size, kb_settings)
         figures, optimistic = retrieved_figures(*scored, adapter.image_weight, desc)
@@ -174,7 +176,10 @@ def evaluate_model(
             scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
         if joint is not None:
             joint.fit(scorer)
-        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+        if kb is None:  # the gallery shows a mention's candidates
+            mistakes = MistakeSample.for_mentions(len(mentions), len(settings), figure_settings.seed,
+                                                  include_absent=figure_settings.nil_policy == "wrong")  # fmt: skip
+        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc, mistakes)
         ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
     base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
     records = figure_records(base, settings, figures, mentions.topics, figure_settings)
@@ -191,6 +196,7 @@ def evaluate_model(
         seconds=time.perf_counter() - start,
         ranks={dataset: setting_ranks(settings, figures, figure_settings.nil_policy)},
         extra={dataset: joint.describe()} if joint is not None else {},
+        gallery=[] if mistakes is None else build_gallery(mistakes, settings, mentions, adapter.info.name, dataset),
     )
 
 
@@ -210,4 +216,5 @@ def merge_evaluations(evaluations: Sequence[ModelEvaluation]) -> ModelEvaluation
         seconds=sum(evaluation.seconds for evaluation in evaluations),
         ranks={name: ranks for evaluation in evaluations for name, ranks in evaluation.ranks.items()},
         extra={key: value for evaluation in evaluations for key, value in evaluation.extra.items()},
+        gallery=[entry for evaluation in evaluations for entry in evaluation.gallery],
     )

@@ -3,7 +3,8 @@
 ``<output_dir>/``: ``results.json`` (every figure with its n, interval and nil policy; the paired comparisons);
 ``tables/`` (``table4_<task>``, ``table5``, ``tasks``, ``topics``, ``ranking_<dataset>`` for whole-knowledge-base
 ranking and multi-dataset runs, and ``comparison`` when a CLIP-ND model ran beside others, each as ``.md``, ``.csv``
-and ``.tex``, and ``tables.md``); ``accuracy_by_task.png`` and ``.pdf``; ``model_index.json`` (per model and dataset,
+and ``.tex``, and ``tables.md``); ``accuracy_by_task.png`` and ``.pdf``; ``report.html`` (tables, charts and a
+gallery of mistakes in one self-contained page, `report_html`); ``model_index.json`` (per model and dataset,
 the task config and the ``{task: {metric: value}}`` that ``m3el_benchmark.model_card.build_model_card(results=...)``
 turns into the card's ``model-index``). A run's outputs replace the previous run's as a whole (they are written to a
 staging folder first), so a re-run with fewer tasks or models never leaves the earlier run's files beside its own.
@@ -21,13 +22,15 @@ from typing import Any
 from .evaluate import ModelEvaluation
 from .figures import FigureSettings, paired_comparisons
 from .plots import CHART_FORMATS, plot_task_table
+from .report_html import REPORT_FILE, write_report
 from .results import build_results, model_index_results, write_results
 from .tables import Table, TableLayout, build_tables, write_tables
 
 RESULTS_FILE, TABLES_DIR, MODEL_INDEX_FILE = "results.json", "tables", "model_index.json"
 CHART_STEM = "accuracy_by_task"
 CHART_FILE = f"{CHART_STEM}.png"
-RUN_OUTPUTS = (RESULTS_FILE, TABLES_DIR, *(f"{CHART_STEM}.{suffix}" for suffix in CHART_FORMATS), MODEL_INDEX_FILE)
+RUN_OUTPUTS = (RESULTS_FILE, TABLES_DIR, *(f"{CHART_STEM}.{suffix}" for suffix in CHART_FORMATS), MODEL_INDEX_FILE,
+               REPORT_FILE)
 """What one run writes into ``output_dir`` (the tiny CLIP-ND's ``models/`` folder is reused across runs)."""
 REFERENCE_FAMILY = "clip-nd"
 """The paired comparisons compare every model with the first model of this family (CLIP-ND)."""
@@ -80,6 +83,7 @@ def write_outputs(
     task_tables = [table for table in tables if table.name == "tasks"]  # one-dataset runs only
     if evaluations and task_tables:
         plot_task_table(task_tables[0], staging / CHART_STEM)
+    write_report(staging / REPORT_FILE, results, tables, [entry for e in evaluations for entry in e.gallery])
     model_index = _model_index(evaluations, layout)
     (staging / MODEL_INDEX_FILE).write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
     _replace_outputs(staging, output_dir)
@@ -129,5 +133,6 @@ def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayou
     if results["skipped_models"]:
         lines.append("\nSkipped models:")
         lines += [f"- {name}: {reason}" for name, reason in results["skipped_models"].items()]
-    lines.append(f"\nAll tables (Markdown, CSV, LaTeX), results.json and the chart are in {output_dir}")
+    lines.append(f"\nAll tables (Markdown, CSV, LaTeX), results.json and the chart are in {output_dir}; "
+                 f"{REPORT_FILE} shows them with a gallery of mistakes")
     return "\n".join(lines)

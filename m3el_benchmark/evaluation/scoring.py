@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from ..baselines.base import fuse_mean, similarity
 from ..m3el_accuracy.ranking_metrics import NO_GOLD, gold_ranks
 from .data import MentionTable, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
+
+if TYPE_CHECKING:
+    from .mistakes import MistakeSample
 
 NO_FORMAT = "-"
 """Text format of tasks whose mention has no text (Im-*): they are scored once."""
@@ -176,6 +179,10 @@ class CandidateScorer:
 
     def ranks(self, setting: Setting, batch: torch.Tensor) -> torch.Tensor:
         """``(len(batch), 3)``: gold rank, missing candidate scores and mention-missing flag of each mention."""
+        return self.scored(setting, batch)[0]
+
+    def scored(self, setting: Setting, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`ranks`, and the scores ``(len(batch), candidates)`` they were ranked by (NaN where one is missing)."""
         spec, rows = setting.task, self.rows
         mention = self.mention_vectors(setting, batch)
         candidates = self.side_vectors(
@@ -191,12 +198,12 @@ class CandidateScorer:
         valid = self.valid[batch]
         missing_scores = (torch.isnan(scores) & valid).sum(dim=1)
         mention_missing = torch.isnan(mention).flatten(1).all(dim=1)
-        scores = scores.nan_to_num(nan=float("-inf"))
+        raw, scores = scores, scores.nan_to_num(nan=float("-inf"))
         gold = torch.from_numpy(self.mentions.gold[batch.numpy()])
         ranks = torch.from_numpy(gold_ranks(scores, gold, mask=valid))
         past_last = valid.sum(dim=1) + 1
         ranks = torch.where(mention_missing & (gold != NO_GOLD), past_last, ranks)
-        return torch.stack([ranks, missing_scores, mention_missing.long()], dim=1)
+        return torch.stack([ranks, missing_scores, mention_missing.long()], dim=1), raw
 
     def candidate_columns(self, batch: torch.Tensor) -> EntityColumns:
         """The candidates of the mentions ``batch`` as `EntityColumns`."""
@@ -213,17 +220,36 @@ class CandidateScorer:
         return EntityColumns(np.asarray(qids, dtype=object).reshape(len(qids), width), score)
 
 
+def _ranked(
+    scorer: CandidateScorer, setting: Setting, column: int, batch: torch.Tensor, mistakes: MistakeSample | None
+) -> torch.Tensor:
+    if mistakes is None:
+        return scorer.ranks(setting, batch)
+    figures, scores = scorer.scored(setting, batch)
+    mistakes.offer(column, batch, figures[:, 0], scores)
+    return figures
+
+
 def rank_mentions(
-    scorer: CandidateScorer, settings: Sequence[Setting], accelerator: Accelerator, batch_size: int, desc: str
+    scorer: CandidateScorer,
+    settings: Sequence[Setting],
+    accelerator: Accelerator,
+    batch_size: int,
+    desc: str,
+    mistakes: MistakeSample | None = None,
 ) -> np.ndarray:
-    """``(num_mentions, len(settings), 3)`` from `CandidateScorer.ranks`, mentions sharded across processes."""
+    """``(num_mentions, len(settings), 3)`` from `CandidateScorer.ranks`, mentions sharded across processes.
+
+    ``mistakes`` (candidates protocol) keeps a seeded sample of the mistakes with their scores, for the report."""
     loader = accelerator.prepare(DataLoader(torch.arange(len(scorer.mentions)), batch_size=batch_size))
     indices, results = [], []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
         batch = batch.cpu()
-        figures = torch.stack([scorer.ranks(setting, batch) for setting in settings], dim=1)
+        figures = torch.stack([_ranked(scorer, s, column, batch, mistakes) for column, s in enumerate(settings)], 1)
         indices.append(accelerator.gather_for_metrics(batch.to(accelerator.device)).cpu())
         results.append(accelerator.gather_for_metrics(figures.to(accelerator.device)).cpu())
+    if mistakes is not None:
+        mistakes.gather()
     order = torch.cat(indices).numpy()
     merged = np.empty((len(scorer.mentions), len(settings), 3), dtype=np.int64)
     merged[order] = torch.cat(results).numpy()
