@@ -120,10 +120,15 @@ def _features(features: MentionFeatures, rows: torch.Tensor, device) -> list[tor
 
 @torch.no_grad()
 def validation_accuracy(head: DWEPlusHead, examples: TrainingExamples, device, batch_size: int = 256) -> float:
-    """T@1 (pessimistic ties) of ``examples`` among their own candidates, by cosine of g and the entity features."""
+    """T@1 (pessimistic ties) of ``examples`` among their own candidates, by cosine of g and the entity features;
+    when every mention lists its gold alone (a converted peer), among every entity of the split instead (DWE's
+    gold-entity KB), since ranking one candidate would always give 1."""
     head.eval()
     entities = torch.nn.functional.normalize(examples.entities, dim=-1).to(device)
-    width = max(len(row) for row in examples.candidates)
+    lists = examples.candidates
+    if all(len(row) < 2 for row in lists):
+        lists = [list(range(len(examples.entities)))] * len(examples)
+    width = max(len(row) for row in lists)
     ranks = []
     for start in range(0, len(examples), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(examples)))
@@ -132,7 +137,7 @@ def validation_accuracy(head: DWEPlusHead, examples: TrainingExamples, device, b
         mask = torch.zeros((len(rows), width), dtype=torch.bool)
         gold = []
         for i, row in enumerate(rows.tolist()):
-            candidates = examples.candidates[row]
+            candidates = lists[row]
             index[i, : len(candidates)], mask[i, : len(candidates)] = torch.tensor(candidates), True
             gold.append(candidates.index(int(examples.gold[row])))
         scores = torch.einsum("bd,bkd->bk", g, entities[index.to(device)]).float().cpu()
@@ -227,8 +232,8 @@ def _validate(head, validation, state, accelerator, extractor, args, loss) -> No
     """Validation T@1; the best head is saved as the DWE+ folder; a resumable checkpoint is written."""
     accuracy = validation_accuracy(accelerator.unwrap_model(head), validation, accelerator.device)
     state.history.append({"step": state.step, "loss": loss.item(), "validation_top1": accuracy})
-    accelerator.log({"train/loss": float(loss), "validation/top1": accuracy}, step=state.step)
-    logger.info("DWE+ step %d: loss %.4f, validation T@1 %.4f", state.step, float(loss), accuracy)
+    accelerator.log({"train/loss": loss.item(), "validation/top1": accuracy}, step=state.step)
+    logger.info("DWE+ step %d: loss %.4f, validation T@1 %.4f", state.step, loss.item(), accuracy)
     if state.best_accuracy is None or accuracy > state.best_accuracy:
         state.best_accuracy = accuracy
         if accelerator.is_main_process:
