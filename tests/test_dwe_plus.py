@@ -234,3 +234,32 @@ def png_image(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_retrieved_tables_show_optimistic_ties_beside_ours_and_say_what_they_mean():
+    from m3el_benchmark.evaluation.dataset_specs import DatasetSpec
+    from m3el_benchmark.evaluation.tables import TableLayout, build_tables
+
+    metrics = {"accuracy": 0.25, "top_1": 0.25, "top_3": 0.5, "top_5": 0.5, "top_10": 0.75, "top_20": 1.0,
+               "mrr": 0.4, "mean_rank": 3.0}  # fmt: skip
+    optimistic = {f"optimistic_{key}": value + (0.5 if key == "mean_rank" else 0.25) for key, value in metrics.items()}
+    record = {"model": "DWE+", "dataset": "WikiMEL", "task": "ITm-Te", "text_format": "M-S", "topic": "all",
+              "num_mentions": 4, **metrics, **optimistic}  # fmt: skip
+    spec = DatasetSpec("WikiMEL", "data/wikimel", "retrieved", ("ITm-Te",), ("M-S",), ("test",),
+                       published="dwe-wikimel")
+    layout = TableLayout(["DWE+"], ["ITm-Te"], ["M-S"], [], "ITm-Te", "M-S", "WikiMEL", datasets=[spec],
+                         table5_metrics=["top_1", "top_5"])  # fmt: skip
+    tables = {table.name: table for table in build_tables([record], layout)}
+    table5, ranking = tables["table5"], tables["ranking_WikiMEL"]
+    assert table5.header[1:] == ["WikiMEL ITm-Te (M-S) H@1", "WikiMEL ITm-Te (M-S) H@1 (optimistic ties)",
+                                 "WikiMEL ITm-Te (M-S) H@5", "WikiMEL ITm-Te (M-S) H@5 (optimistic ties)"]  # fmt: skip
+    assert [cell.text() for cell in table5.rows[0].cells] == ["25.00", "50.00", "50.00", "75.00"]
+    assert "MR (optimistic ties)" in ranking.header and ranking.rows[0].cells[-1].text() == "3.50"
+    for table in (table5, ranking):
+        assert "count only the entities scored strictly above the gold, as DWE's code does" in table.title
+        published = [row for row in table.rows if row.published]
+        assert published and all(row.label.endswith("published (DWE+ paper, Table 3)") for row in published)
+    kb = DatasetSpec("WikiMEL", "data/wikimel", "kb", ("ITm-Te",), ("M-S",), ("test",))
+    plain = build_tables([record], TableLayout(["DWE+"], ["ITm-Te"], ["M-S"], [], "ITm-Te", "M-S", "WikiMEL",
+                                               datasets=[kb]))  # fmt: skip
+    assert not any("optimistic" in " ".join(table.header) + table.title for table in plain)
