@@ -121,8 +121,10 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_config_refuses_unknown_options():
-    with pytest.raises(ValueError, match="fusion 'gated'"):
+    with pytest.raises(ValueError, match="fusion 'gated' is not available: .*no Hub equivalent"):
         DWEPlusConfig(fusion="gated")
+    with pytest.raises(ValueError, match="fusion 'late' is unknown; choose one of concat, sum"):
+        DWEPlusConfig(fusion="late")
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         DWEPlusConfig(hidden_size=30, num_attention_heads=8)
 

@@ -58,7 +58,8 @@ class DWEPlusTrainingArguments:
     validation_split: str = field(default="validation", metadata={"help": "Split that picks the kept head."})
     negatives: str = field(default="candidates", metadata={"help": "Hard negatives: candidates or tfidf."})
     num_negatives: int = field(default=1, metadata={"help": "Hard negatives per mention [code: 1]."})
-    fusion: str = field(default="concat", metadata={"help": "concat [code 0af9140] or sum [paper Eq. 8]."})
+    fusion: str = field(default="concat", metadata={"help": "concat [code 0af9140] or sum [paper Eq. 8]; the paper's "
+                        "gated Eq. 9 and its face/identity units need features with no Hub equivalent (not offered)."})
     key_padding_mask: bool = field(default=False, metadata={"help": "Mask padded crops [ours; code: no mask]."})
     coarse_loss_weight: float = field(default=1.0, metadata={"help": "Contrastive (v', t') [code 0af9140: 1]."})
     fine_loss_weight: float = field(default=0.0, metadata={"help": "Contrastive (m', m_d) [code 1957100: 1]."})
