@@ -273,6 +273,7 @@ class Interrupted(Exception):
 
 def test_an_interrupted_run_resumed_ends_exactly_as_a_straight_run(tiny_models, tmp_path, monkeypatch):
     import json
+    from dataclasses import replace
 
     from safetensors.torch import load_file
 
@@ -308,6 +309,9 @@ def test_an_interrupted_run_resumed_ends_exactly_as_a_straight_run(tiny_models, 
     monkeypatch.setattr(training, "_validate", record)
     training.train(arguments("resumed", resume=True))
     assert validated == [6]  # it went on from step 3, not from the start
+    changed = replace(arguments("resumed", resume=True), learning_rate=2e-3)
+    with pytest.raises(ValueError, match=r"trained with other arguments: learning_rate 0.001 -> 0.002"):
+        training.train(changed)
 
     finals = [tmp_path / name / CHECKPOINTS_DIR / "checkpoint-6" for name in ("straight", "resumed")]
     weights = [load_file(str(folder / "model.safetensors")) for folder in finals]

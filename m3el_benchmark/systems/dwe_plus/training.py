@@ -32,7 +32,13 @@ from ...baselines.registry import BASELINES, ModelRequest, load_adapter
 from ...evaluation.data import load_mentions
 from ...evaluation.encoding import EncodingSettings
 from ...m3el_accuracy.ranking_metrics import gold_ranks
-from ...training.checkpointing import TrainerState, resume_state, save_checkpoint
+from ...training.checkpointing import (
+    TrainerState,
+    changed_arguments,
+    describe_changes,
+    resume_state,
+    save_checkpoint,
+)
 from ...training.tracking import trackers
 from .configuration import DWEPlusConfig
 from .data import NegativeSampler, TrainingExamples, usable_rows
@@ -200,7 +206,7 @@ def train(args: DWEPlusTrainingArguments) -> Path:
     state = TrainerState(arguments=asdict(args))
     resumed = resume_state(accelerator, args.output_dir) if args.resume else None
     if resumed:
-        state = resumed[0]
+        state = _resumed_state(*resumed, args)
     if accelerator.log_with:
         accelerator.init_trackers("dwe_plus", config=asdict(args))
 
@@ -227,6 +233,18 @@ def train(args: DWEPlusTrainingArguments) -> Path:
             state.epoch, state.batches_done_in_epoch = state.epoch + 1, 0
     accelerator.end_training()
     return Path(args.output_dir)
+
+
+def _resumed_state(state: TrainerState, path: Path, args: DWEPlusTrainingArguments) -> TrainerState:
+    """The checkpoint's state, if it was trained with the same arguments (where features are cached aside)."""
+    where = {"cache_dir", "model_cache_dir"}
+    saved = {key: value for key, value in state.arguments.items() if key not in where}
+    changes = changed_arguments(saved, {key: value for key, value in asdict(args).items() if key not in where})
+    if changes:
+        raise ValueError(f"--resume: {path} was trained with other arguments: {describe_changes(changes)}. Resume "
+                         "with the same arguments, or train into a new --output_dir.")  # fmt: skip
+    logger.info("DWE+: resumed from %s (step %d)", path, state.step)
+    return state
 
 
 def _validate(head, validation, state, accelerator, extractor, args, loss) -> None:
