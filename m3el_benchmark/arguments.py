@@ -170,6 +170,9 @@ def parse_arguments(argv: list[str] | None) -> BenchmarkArguments:
         raise ValueError(f"{config_path} must be a YAML mapping of argument names to values, got {values!r}.")
     fields = BenchmarkArguments.__dataclass_fields__
     unknown = sorted(set(values) - set(fields))
+    if unknown and {"training", "evaluation"} <= set(values):  # configs/dwe.yaml and its copies
+        raise ValueError(f"{config_path} is a DWE+ recipe, not a benchmark config; run it with `python -m "
+                         f"m3el_benchmark.systems.dwe_plus.recipe --config {config_path}`.")  # fmt: skip
     if unknown:
         raise ValueError(f"Unknown keys {unknown} in {config_path}; valid keys: {', '.join(sorted(fields))}.")
     for name, value in values.items():  # `tasks: ITm-ITe` means the list [ITm-ITe], not its characters

@@ -8,6 +8,11 @@ Table 4)``, wherever it is printed. Two sources are reproduced:
   WIKIPerson test set, the WikiDiverse test set and M3EL (that column is Table 4's M-S column). The paper gives ACC
   as a fraction with three decimals; it is stored here as a percentage (0.683 -> 68.3).
 * MIMIC's main results (H@1, H@3, H@5, MRR, MR) on its distributions of WikiMEL, RichpediaMEL and WikiDiverse.
+* the DWE+ paper (Song et al., ``../shared/papers/003_*.txt``), Tables 3-7: T@1/5/10/20 (stored as H@k) on its copies
+  of WikiMEL, RichpediaMEL and WikiDiverse with original, static (-S) and dynamic (-D) entity texts, each under
+  `DWE_PLUS_PROTOCOL` (gold-entity KB, 100 fuzzy candidates, optimistic ties, best dev evaluation). As printed,
+  Table 3's CLIP row equals Table 6's GHMFC row, and the prose's T@1 (64.6/44.7/47.5, 67.0/72.8/51.2) match
+  neither table; we copy the tables. Gan et al. (2021) are kept apart (`GAN21_FIGURES`).
 
 What the paper does not state is recorded as such: Table 4 names no task (its text speaks of "multi-modal task
 performance" on versions "made up of composite text and images", which we read as ITm-ITe), Table 5 gives one
@@ -210,6 +215,88 @@ GAN21_FIGURES: list[PublishedFigure] = [
 ]  # fmt: skip
 """Published figures of Gan et al. (2021), Tables 3 and 4, copied from the paper: never our results, and on their
 own dataset (no converter reads it yet), so they are kept apart from `PUBLISHED_FIGURES`."""
+
+DWE_PLUS_SOURCE = (
+    "Song et al., *DWE+: Dual-Way Matching Enhanced Framework for Multimodal Entity Linking* (the journal extension "
+    "of DWE, AAAI 2024)"
+)
+DWE_PLUS_METRICS = ("H@1", "H@5", "H@10", "H@20")
+"""The paper's T@1/5/10/20 (Top-k accuracy, %), under our labels for the same figures."""
+DWE_PLUS_PROTOCOL = (
+    "DWE+ paper's setting, not ours: {data}, {texts}; KB = the dataset's gold entities; each mention ranked among "
+    "λ = 100 candidates ({candidates}), the gold ranked whether retrieved or not, ties optimistic (DWE's code); "
+    "T@k of the best dev evaluation during training (the code has no test pass), the best of 10 runs (§5.3); task "
+    "ITm-Te (text-only systems read only the text)"
+)
+_DWE_DATA = {
+    "Wiki": ("GHMFC's release of WikiMEL", "fuzzywuzzy name matches"),
+    "Rich": ("GHMFC's release of RichpediaMEL", "fuzzywuzzy name matches"),
+    "Diverse": ("DWE's processing of WikiDiverse", "its 10 candidates + 90 same-type fuzzy matches per the paper, "
+                "random same-type entities in the code"),
+}  # fmt: skip
+_DWE_TEXTS = {
+    "": "original entity texts (Wikidata properties)",
+    "-S": "static entity texts (first two Wikipedia paragraphs; entities without a page dropped)",
+    "-D": "dynamic entity texts (ChatGPT descriptions, version unspecified: not reproducible)",
+}
+_DWE_TABLES = {
+    # table: (entity texts, columns as the paper names them, {model: T@1/5/10/20 per column, None: not in the table})
+    "Table 3": ("", ("Wiki",), {
+        "BLINK": [(30.8, 44.6, 56.7, 66.4)], "DZMNED": [(30.9, 50.7, 56.9, 65.1)],
+        "JMEL": [(31.3, 49.4, 57.9, 64.8)], "BERT": [(31.7, 48.8, 57.8, 70.3)], "ARNN": [(32.0, 45.8, 56.6, 65.0)],
+        "MEL-HI": [(38.7, 55.1, 65.2, 75.7)], "HieCoAtt": [(40.5, 57.6, 69.6, 78.6)],
+        "GHMFC": [(43.6, 64.0, 74.4, 85.8)], "CLIP": [(36.1, 81.3, 92.8, 98.3)], "DWE": [(44.5, 66.3, 80.7, 93.1)],
+        "DWE+": [(44.9, 67.2, 81.8, 93.8)]}),
+    "Table 4": ("", ("Rich",), {
+        "BLINK": [(30.8, 38.8, 44.5, 53.6)], "DZMNED": [(29.5, 41.6, 45.8, 55.2)],
+        "JMEL": [(29.6, 42.3, 46.6, 54.1)], "BERT": [(31.6, 42.0, 47.6, 57.3)], "ARNN": [(31.2, 39.3, 45.9, 54.5)],
+        "MEL-HI": [(34.9, 43.1, 50.6, 58.4)], "HieCoAtt": [(37.2, 46.8, 54.2, 62.4)],
+        "GHMFC": [(38.7, 50.9, 58.5, 66.7)], "CLIP": [(60.4, 96.1, 98.3, 99.2)], "DWE": [(64.6, 96.6, 98.0, 99.0)],
+        "DWE+": [(67.0, 97.1, 98.6, 99.5)]}),
+    "Table 5": ("", ("Diverse",), {
+        "JMEL": [(21.9, 54.5, 69.9, 76.3)], "BERT": [(22.2, 53.8, 69.8, 82.8)], "ARNN": [(22.4, 50.5, 68.4, 76.6)],
+        "MEL-HI": [(27.1, 60.7, 78.7, 89.2)], "HieCoAtt": [(28.4, 63.5, 84.0, 92.6)],
+        "GHMFC": [(46.0, 77.5, None, None)], "CLIP": [(42.4, 80.5, 91.7, 96.6)], "DWE": [(46.6, 80.9, 91.8, 96.7)],
+        "DWE+": [(47.1, 81.3, 92.0, 96.9)]}),
+    "Table 6": ("-S", ("Wiki", "Rich", "Diverse"), {
+        "GHMFC": [(36.1, 81.3, 92.8, 98.3), (33.4, 75.7, 84.9, 93.7), (34.3, 70.8, 82.8, 92.0)],
+        "CLIP-text": [(50.2, 87.4, 93.5, 97.2), (59.2, 91.1, 94.6, 97.4), (35.8, 79.6, 89.1, 95.3)],
+        "CLIP": [(58.0, 95.9, 98.3, 99.5), (63.9, 96.2, 98.3, 99.2), (37.0, 80.2, 90.7, 96.2)],
+        "DWE": [(71.1, 97.1, 98.8, 99.6), (66.1, 96.8, 98.7, 99.6), (51.2, 91.0, 96.3, 98.9)],
+        "DWE+": [(73.0, 97.4, 98.9, 99.7), (67.6, 97.3, 98.8, 99.6), (52.5, 91.3, 96.4, 99.0)]}),
+    "Table 7": ("-D", ("Wiki", "Rich", "Diverse"), {
+        "BERT": [(32.0, 75.7, 88.2, 95.5), (35.5, 77.7, 87.8, 94.3), (10.3, 23.9, 33.8, 47.3)],
+        "GHMFC": [(33.3, 75.9, 88.4, 95.0), (34.6, 77.0, 87.1, 93.8), (14.8, 29.9, 39.3, 53.8)],
+        "CLIP": [(63.0, 96.2, 98.6, 99.6), (63.5, 95.4, 97.5, 98.6), (45.7, 88.9, 96.4, 99.3)],
+        "DWE": [(66.9, 97.7, 99.2, 99.7), (64.3, 95.9, 97.7, 99.1), (51.3, 93.7, 98.8, 99.5)],
+        "DWE+": [(68.1, 98.4, 99.5, 99.9), (65.1, 96.6, 98.3, 99.5), (53.4, 95.5, 99.2, 99.7)]}),
+}  # fmt: skip
+"""The DWE+ paper's Tables 3-7 as printed ("-" as `None`); `../shared/seed-systems.md` B3 lists them too."""
+DWE_PLUS_SETS = {"Wiki": "wikimel", "Rich": "richpediamel", "Diverse": "wikidiverse"}
+"""Our name of each of the paper's datasets, in the `PUBLISHED_FIGURES` keys ``dwe-wikimel``, ``dwe-wikimel-s``."""
+
+
+def _dwe_plus_figures() -> dict[str, list[PublishedFigure]]:
+    """Tables 3-7 by set (``dwe-<dataset>[-s|-d]``), each figure with the protocol of its table and column."""
+    sets: dict[str, list[PublishedFigure]] = {}
+    for table, (texts, columns, rows) in _DWE_TABLES.items():
+        for column, name in enumerate(columns):
+            data, candidates = _DWE_DATA[name]
+            protocol = DWE_PLUS_PROTOCOL.format(data=data, texts=_DWE_TEXTS[texts], candidates=candidates)
+            key = f"dwe-{DWE_PLUS_SETS[name]}{texts.lower()}"
+            for model, values in rows.items():
+                metrics = {label: value for label, value in zip(DWE_PLUS_METRICS, values[column], strict=True)
+                           if value is not None}  # fmt: skip
+                sets.setdefault(key, []).append(PublishedFigure(
+                    f"{name}{texts} (DWE+ paper)", model, metrics, f"{DWE_PLUS_SOURCE}, {table}", protocol,
+                    short_source="DWE+ paper", table=table, task="ITm-Te"))  # fmt: skip
+    return sets
+
+
+DWE_PLUS_FIGURES = _dwe_plus_figures()
+"""Published figures of the DWE+ paper, Tables 3-7, by set; never our results and never under our protocols (see
+`DWE_PLUS_PROTOCOL`); a ``datasets`` entry names one (``published: dwe-wikimel``) to print it beside ours."""
+PUBLISHED_FIGURES.update(DWE_PLUS_FIGURES)
 
 CITATIONS: dict[str, str] = {
     "mimic": """@inproceedings{luo2023multi,

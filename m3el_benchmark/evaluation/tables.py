@@ -7,7 +7,8 @@
   ``table5_metrics`` (the MIMIC layout: H@1, H@3, H@5, MRR) each column is split per metric.
 * Per-task (``tasks``) and per-topic (``topics``) tables, for a run on one dataset.
 * ``ranking_<dataset>``: model x H@1/3/5/10/20, MRR, MR, for each dataset ranked against its whole knowledge base
-  (and each dataset of a multi-dataset run).
+  or its retrieved lists (and each dataset of a multi-dataset run). Under the ``retrieved`` protocol, Table 5 and
+  these tables give each figure twice: with our ties, then with DWE's optimistic ones (``(optimistic ties)``).
 * ``comparison``: each model's ACC minus the reference model's (CLIP-ND) on the same mentions, per Table 5 column,
   with the paired bootstrap interval of the difference (`figures.paired_comparisons`).
 
@@ -47,7 +48,17 @@ TABLE_METRICS = {
 }
 """Metrics a table can show, with their column labels (the labels `published` uses for the same figures)."""
 RANKING_METRICS = ("top_1", "top_3", "top_5", "top_10", "top_20", "mrr", "mean_rank")
-RATIO_FREE = {"mean_rank"}
+OPTIMISTIC = "optimistic_"
+"""Under the retrieved protocol each figure also has DWE's tie rule (`retrieval.with_optimistic_ties`): its column
+follows ours in Table 5 and the ranking tables."""
+TABLE_METRICS.update({f"{OPTIMISTIC}{metric}": f"{TABLE_METRICS[metric]} (optimistic ties)"
+                      for metric in ("accuracy", *RANKING_METRICS)})  # fmt: skip
+OPTIMISTIC_NOTE = (
+    "; columns marked (optimistic ties) count only the entities scored strictly above the gold, as DWE's code does "
+    "(an entity scored equal to the gold, e.g. one with the same text, ranks below it); the others rank such ties "
+    "above the gold (pessimistic, ours)"
+)
+RATIO_FREE = {"mean_rank", f"{OPTIMISTIC}mean_rank"}
 """Metrics shown as they are, not as percentages."""
 SAME_FIGURE = {"ACC": "H@1", "H@1": "ACC"}
 """Labels of the same figure: ACC is the share of mentions whose gold ranks first."""
@@ -97,7 +108,7 @@ def _cell(record: dict[str, Any] | None, metric: str) -> Cell:
         return Cell()
     low, high = (record.get("ci95") or {}).get(metric) or (None, None)
     bounds = (_scaled(low, metric), _scaled(high, metric))
-    return Cell(_scaled(record[metric], metric), *bounds, record.get("num_mentions"))
+    return Cell(_scaled(record.get(metric), metric), *bounds, record.get("num_mentions"))
 
 
 def _published_cell(figure: PublishedFigure | None, metric: str) -> Cell:
@@ -167,6 +178,18 @@ class TableLayout:
         return [self._column(spec, task) for spec in specs for task in spec.tasks]
 
 
+def _with_optimistic(metrics: Sequence[str], specs: Sequence[DatasetSpec]) -> list[str]:
+    """``metrics``, each followed by its optimistic-ties twin when a dataset is scored under the retrieved protocol."""
+    if not any(spec.protocol == "retrieved" for spec in specs):
+        return list(metrics)
+    twins = [(metric, OPTIMISTIC + metric) for metric in metrics]
+    return list(dict.fromkeys(name for pair in twins for name in pair if name in TABLE_METRICS))
+
+
+def _optimistic_note(metrics: Sequence[str]) -> str:
+    return OPTIMISTIC_NOTE if any(metric.startswith(OPTIMISTIC) for metric in metrics) else ""
+
+
 def _with_published(
     columns: Sequence[Column], metrics: Sequence[str], ours: list[Row], keep: Callable[[PublishedFigure], bool],
     own_columns: bool,
@@ -216,7 +239,8 @@ def build_table4(records: Sequence[dict[str, Any]], layout: TableLayout, spec: D
 
 def build_table5(records: Sequence[dict[str, Any]], layout: TableLayout) -> Table:
     """Model x dataset column (x metric), published rows after ours, published-only columns after ours."""
-    columns, metrics = layout.table5_columns(), layout.table5_metrics or [layout.metric]
+    columns = layout.table5_columns()
+    metrics = _with_optimistic(layout.table5_metrics or [layout.metric], layout.columns())
     indexes = {spec.name: _index(records, spec.name) for spec in layout.columns()}
 
     def heading(text: str, metric: str) -> str:
@@ -230,19 +254,21 @@ def build_table5(records: Sequence[dict[str, Any]], layout: TableLayout) -> Tabl
     label = " / ".join(TABLE_METRICS[metric] for metric in metrics)
     described = conditions(*dict.fromkeys(column.spec for column in columns))
     title = f"Table 5 - {label} (%) by dataset, each column on the task (and text format) it names; {described}"
-    return Table("table5", title + _published_note(rows), header, rows, described, f"{label} (%)")
+    return Table("table5", title + _optimistic_note(metrics) + _published_note(rows), header, rows, described,
+                 f"{label} (%)")  # fmt: skip
 
 
 def build_ranking_table(records: Sequence[dict[str, Any]], layout: TableLayout, spec: DatasetSpec) -> Table:
     """Model x H@1/3/5/10/20, MRR, MR of one dataset on its headline setting, with its published rows."""
     column = next(c for c in layout.table5_columns() if c.spec == spec)
-    index = _index(records, spec.name)
+    index, metrics = _index(records, spec.name), _with_optimistic(RANKING_METRICS, [spec])
     ours = [Row(model, [_cell(index.get((model, column.task, column.text_format, ALL_TOPICS)), metric)
-                        for metric in RANKING_METRICS]) for model in layout.models]  # fmt: skip
-    _, rows = _with_published([column], RANKING_METRICS, ours, lambda f: f.table != PAPER_TABLE4, own_columns=False)
-    title = f"{column.label()}: H@k and MRR (%), MR (rank); {conditions(spec)}{_published_note(rows)}"
+                        for metric in metrics]) for model in layout.models]  # fmt: skip
+    _, rows = _with_published([column], metrics, ours, lambda f: f.table != PAPER_TABLE4, own_columns=False)
+    title = (f"{column.label()}: H@k and MRR (%), MR (rank); {conditions(spec)}{_optimistic_note(metrics)}"
+             f"{_published_note(rows)}")  # fmt: skip
     safe = "".join(char if char.isalnum() or char in "-_" else "_" for char in spec.name)
-    return Table(f"ranking_{safe}", title, ["Model", *(TABLE_METRICS[m] for m in RANKING_METRICS)], rows,
+    return Table(f"ranking_{safe}", title, ["Model", *(TABLE_METRICS[m] for m in metrics)], rows,
                  conditions(spec))  # fmt: skip
 
 
@@ -306,7 +332,8 @@ def build_tables(
     tables.append(build_table5(records, layout))
     if single:
         tables += _single_dataset_tables(records, layout, specs[0])
-    tables += [build_ranking_table(records, layout, spec) for spec in specs if spec.protocol == "kb" or not single]
+    tables += [build_ranking_table(records, layout, spec) for spec in specs
+               if spec.protocol in ("kb", "retrieved") or not single]  # fmt: skip
     comparison = build_comparison_table(comparisons, layout, uncertainty or {})
     tables += [comparison] if comparison is not None else []
     for table in tables:

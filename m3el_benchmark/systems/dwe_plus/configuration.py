@@ -11,6 +11,14 @@ from transformers import PretrainedConfig
 
 FUSIONS = ("concat", "sum")
 CONTRASTIVE_LOSSES = ("clip", "msc")
+NOT_AVAILABLE = {
+    "gated": "the paper's gated fusion (Eq. 9, g = ((1 − ε) g_m + ε (m_f + m_s)) W_g) mixes in face-attribute (m_f) "
+    "and identity (m_s) features that have no Hub equivalent (DeepFace needs TensorFlow and GitHub-hosted weights, "
+    "and a CLIP zero-shot stand-in is only a proposal, not built here; the identity classifier was never released "
+    "and MS-Celeb-1M was withdrawn); without them the gate only scales Eq. 8, and no DWET commit has it (the "
+    "published 72.96 came from concat); use concat or sum",
+}
+"""Options of the paper that the head does not offer, and why (``../shared/seed-systems.md`` B2.1-B2.3, Part C)."""
 
 
 class DWEPlusConfig(PretrainedConfig):
@@ -33,6 +41,9 @@ class DWEPlusConfig(PretrainedConfig):
         fusion (`str`, *optional*, defaults to `"concat"`):
             ``"concat"``: g = W_o[t', v', m', m_d] [code ``0af9140``, the published full model]; ``"sum"``:
             g = W(m' + m_d + m_t) with m_t = MHA(m', t') through the same attention [paper Eq. 8, AAAI code].
+            The paper's gated fusion (Eq. 9) and its face-attribute (m_f) and identity (m_s) units are not offered:
+            they need features with no Hub equivalent, and no DWET commit feeds m_f or a gate into g (see
+            `NOT_AVAILABLE`).
         key_padding_mask (`bool`, *optional*, defaults to `False`):
             Mask padded crop slots in the attention. DWE's code pads with zero vectors and attends to them
             (φ_V(0) ≠ 0) [code]; `True` is our correction.
@@ -73,6 +84,8 @@ class DWEPlusConfig(PretrainedConfig):
         logit_scale_init: float = 2.6592,
         **kwargs,
     ):
+        if fusion in NOT_AVAILABLE:
+            raise ValueError(f"DWE+ fusion {fusion!r} is not available: {NOT_AVAILABLE[fusion]}.")
         if fusion not in FUSIONS:
             raise ValueError(f"DWE+ fusion {fusion!r} is unknown; choose one of {', '.join(FUSIONS)}.")
         if contrastive_loss not in CONTRASTIVE_LOSSES:

@@ -32,7 +32,13 @@ from ...baselines.registry import BASELINES, ModelRequest, load_adapter
 from ...evaluation.data import load_mentions
 from ...evaluation.encoding import EncodingSettings
 from ...m3el_accuracy.ranking_metrics import gold_ranks
-from ...training.checkpointing import TrainerState, resume_state, save_checkpoint
+from ...training.checkpointing import (
+    TrainerState,
+    changed_arguments,
+    describe_changes,
+    resume_state,
+    save_checkpoint,
+)
 from ...training.tracking import trackers
 from .configuration import DWEPlusConfig
 from .data import NegativeSampler, TrainingExamples, usable_rows
@@ -58,7 +64,8 @@ class DWEPlusTrainingArguments:
     validation_split: str = field(default="validation", metadata={"help": "Split that picks the kept head."})
     negatives: str = field(default="candidates", metadata={"help": "Hard negatives: candidates or tfidf."})
     num_negatives: int = field(default=1, metadata={"help": "Hard negatives per mention [code: 1]."})
-    fusion: str = field(default="concat", metadata={"help": "concat [code 0af9140] or sum [paper Eq. 8]."})
+    fusion: str = field(default="concat", metadata={"help": "concat [code 0af9140] or sum [paper Eq. 8]; the paper's "
+                        "gated Eq. 9 and its face/identity units need features with no Hub equivalent (not offered)."})
     key_padding_mask: bool = field(default=False, metadata={"help": "Mask padded crops [ours; code: no mask]."})
     coarse_loss_weight: float = field(default=1.0, metadata={"help": "Contrastive (v', t') [code 0af9140: 1]."})
     fine_loss_weight: float = field(default=0.0, metadata={"help": "Contrastive (m', m_d) [code 1957100: 1]."})
@@ -120,10 +127,15 @@ def _features(features: MentionFeatures, rows: torch.Tensor, device) -> list[tor
 
 @torch.no_grad()
 def validation_accuracy(head: DWEPlusHead, examples: TrainingExamples, device, batch_size: int = 256) -> float:
-    """T@1 (pessimistic ties) of ``examples`` among their own candidates, by cosine of g and the entity features."""
+    """T@1 (pessimistic ties) of ``examples`` among their own candidates, by cosine of g and the entity features;
+    when every mention lists its gold alone (a converted peer), among every entity of the split instead (DWE's
+    gold-entity KB), since ranking one candidate would always give 1."""
     head.eval()
     entities = torch.nn.functional.normalize(examples.entities, dim=-1).to(device)
-    width = max(len(row) for row in examples.candidates)
+    lists = examples.candidates
+    if all(len(row) < 2 for row in lists):
+        lists = [list(range(len(examples.entities)))] * len(examples)
+    width = max(len(row) for row in lists)
     ranks = []
     for start in range(0, len(examples), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(examples)))
@@ -132,7 +144,7 @@ def validation_accuracy(head: DWEPlusHead, examples: TrainingExamples, device, b
         mask = torch.zeros((len(rows), width), dtype=torch.bool)
         gold = []
         for i, row in enumerate(rows.tolist()):
-            candidates = examples.candidates[row]
+            candidates = lists[row]
             index[i, : len(candidates)], mask[i, : len(candidates)] = torch.tensor(candidates), True
             gold.append(candidates.index(int(examples.gold[row])))
         scores = torch.einsum("bd,bkd->bk", g, entities[index.to(device)]).float().cpu()
@@ -194,7 +206,7 @@ def train(args: DWEPlusTrainingArguments) -> Path:
     state = TrainerState(arguments=asdict(args))
     resumed = resume_state(accelerator, args.output_dir) if args.resume else None
     if resumed:
-        state = resumed[0]
+        state = _resumed_state(*resumed, args)
     if accelerator.log_with:
         accelerator.init_trackers("dwe_plus", config=asdict(args))
 
@@ -223,12 +235,24 @@ def train(args: DWEPlusTrainingArguments) -> Path:
     return Path(args.output_dir)
 
 
+def _resumed_state(state: TrainerState, path: Path, args: DWEPlusTrainingArguments) -> TrainerState:
+    """The checkpoint's state, if it was trained with the same arguments (where features are cached aside)."""
+    where = {"cache_dir", "model_cache_dir"}
+    saved = {key: value for key, value in state.arguments.items() if key not in where}
+    changes = changed_arguments(saved, {key: value for key, value in asdict(args).items() if key not in where})
+    if changes:
+        raise ValueError(f"--resume: {path} was trained with other arguments: {describe_changes(changes)}. Resume "
+                         "with the same arguments, or train into a new --output_dir.")  # fmt: skip
+    logger.info("DWE+: resumed from %s (step %d)", path, state.step)
+    return state
+
+
 def _validate(head, validation, state, accelerator, extractor, args, loss) -> None:
     """Validation T@1; the best head is saved as the DWE+ folder; a resumable checkpoint is written."""
     accuracy = validation_accuracy(accelerator.unwrap_model(head), validation, accelerator.device)
     state.history.append({"step": state.step, "loss": loss.item(), "validation_top1": accuracy})
-    accelerator.log({"train/loss": float(loss), "validation/top1": accuracy}, step=state.step)
-    logger.info("DWE+ step %d: loss %.4f, validation T@1 %.4f", state.step, float(loss), accuracy)
+    accelerator.log({"train/loss": loss.item(), "validation/top1": accuracy}, step=state.step)
+    logger.info("DWE+ step %d: loss %.4f, validation T@1 %.4f", state.step, loss.item(), accuracy)
     if state.best_accuracy is None or accuracy > state.best_accuracy:
         state.best_accuracy = accuracy
         if accelerator.is_main_process:
