@@ -245,6 +245,11 @@ def build_model_card(
         eval_results=eval_results or None,
     )
     outcome = TrainingOutcome.from_arguments(config.training_arguments)
+    hyperparameters = _hyperparameter_rows(arguments)
+    lora_adapter = None  # with an adapter saved apart (--save_merged false): its rank and alpha
+    if recorded and arguments.get("lora_r") and not arguments.get("save_merged", True):
+        lora_adapter = dict(hyperparameters)["LoRA"]
+        card_data.tags += ["peft", "lora"]  # the repo also holds a peft adapter: Hub search finds it by these
     shown = {key: value for key, value in arguments.items() if key not in TrainingOutcome.__dataclass_fields__}
     return ModelCard.from_template(
         card_data,
@@ -263,17 +268,19 @@ def build_model_card(
         fusion_image_weight=config.fusion_image_weight,
         max_text_tokens=config.text_config.max_position_embeddings,
         training_arguments_recorded=recorded,
-        hyperparameters=_hyperparameter_rows(arguments),
+        hyperparameters=hyperparameters,
         training_arguments_json=json.dumps(shown, indent=1, sort_keys=True) if recorded else None,
         outcome=outcome,
         load_best_model_at_end=arguments.get("load_best_model_at_end"),
         validation_split=arguments.get("validation_split") or "validation",
+        lora_adapter=lora_adapter,
     )
 
 
-def build_training_card(config: CLIPNDConfig) -> ModelCard:
+def build_training_card(config: CLIPNDConfig, repo_id: str = DEFAULT_REPO_ID) -> ModelCard:
     """The card the trainer writes beside a model it saved, from ``config.training_arguments`` alone: the start
-    (``init``), the dataset, and the kept weights' validation ACC as the results."""
+    (``init``), the dataset, and the kept weights' validation ACC as the results; ``repo_id`` is shown in the usage
+    code (the repo it is pushed to)."""
     arguments = config.training_arguments
     if arguments is None:
         raise ValueError("The config records no training_arguments: build_training_card is for a trained model.")
@@ -288,7 +295,26 @@ def build_training_card(config: CLIPNDConfig) -> ModelCard:
         dataset_id=Path(dataset).name if local else dataset,
         dataset_on_hub=not local,
         split=arguments.get("validation_split") or "validation",
+        repo_id=repo_id,
     )
 
 
-__all__ = ["TrainingOutcome", "build_model_card", "build_training_card", "hub_base_model"]
+def build_adapter_base_card(config: CLIPNDConfig, adapter_repo_id: str) -> ModelCard:
+    """The card of the CLIP-ND a LoRA adapter applies to (``<repo>-base``): what it is, and to load the adapter."""
+    init = str((config.training_arguments or {}).get("init", NOT_RECORDED))
+    start = hub_base_model(init) or "a local checkpoint"
+    if init in (TINY_INIT, NOT_RECORDED):
+        start = "random weights: the run trained from scratch" if init == TINY_INIT else NOT_RECORDED
+    card_data = ModelCardData(base_model=hub_base_model(init), library_name="transformers", license="apache-2.0",
+                              tags=["clip", "clip_nd", "m3el"])  # fmt: skip
+    url = f"https://huggingface.co/{adapter_repo_id}"
+    return ModelCard(
+        f"---\n{card_data.to_yaml()}\n---\n\n# Base of {adapter_repo_id}\n\nThe CLIP-ND that the LoRA adapter "
+        f"[{adapter_repo_id}]({url}) applies to: the weights its training started from ({start}), **not trained** "
+        "by it. Load the adapter instead, which loads this repo for you:\n\n```python\nfrom transformers import "
+        f'AutoModel\n\nmodel = AutoModel.from_pretrained("{adapter_repo_id}", trust_remote_code=True)\n```\n\n'
+        f"Its card says how it was trained and what it scores.\n"
+    )
+
+
+__all__ = ["TrainingOutcome", "build_adapter_base_card", "build_model_card", "build_training_card", "hub_base_model"]

@@ -8,7 +8,8 @@
 #
 # The paper's recipe is the default: AdamW lr 1e-5, betas (0.9, 0.98), eps 1e-6, weight decay 0.001, batch 256,
 # 35 epochs, task ITm-ITe. The saved model is the last one (--load_best_model_at_end keeps the best validation one);
-# the output folder loads with AutoModel.from_pretrained(output_dir, trust_remote_code=True).
+# the output folder loads with AutoModel.from_pretrained(output_dir, trust_remote_code=True). --push_to_hub uploads it
+# (model, processor, card, remote code) to --hub_model_id at the end.
 """Command-line entry point of CLIP-ND training (the library is `m3el_benchmark.training`)."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from transformers import HfArgumentParser
 
 from m3el_benchmark.cli import package_version, run_cli
 from m3el_benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
+from m3el_benchmark.training.hub_upload import HubPublisher
 from m3el_benchmark.training.trainer import CLIPNDTrainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,14 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     """Train and save CLIP-ND; return where it was saved and its validation figures."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model_args, data_args, training_args = parse_arguments(argv)
-    result = CLIPNDTrainer(model_args, data_args, training_args).train()
+    hub = None  # the repo is made before training, so that a bad token or name fails at once
+    if training_args.push_to_hub and PartialState().is_main_process:
+        hub = HubPublisher.create(training_args)
+    result = CLIPNDTrainer(model_args, data_args, training_args, hub=hub).train()
     logger.info("Saved CLIP-ND to %s: the weights of step %s of %d (validation ACC %s)", result.output_dir,
                 result.kept_step, result.steps, result.validation_accuracy)  # fmt: skip
+    if hub is not None:
+        hub.push_model(result.output_dir)
     if argv is None:  # the script owns its processes: end the process group it started (a caller's stays)
         PartialState().destroy_process_group()
     return result

@@ -83,6 +83,13 @@ class CLIPNDModel(CLIPModel):
         config = cls.config_class.from_clip_config(config_dict)
         return cls.from_pretrained(pretrained_model_name_or_path, config=config, **kwargs)
 
+    def get_input_embeddings(self) -> torch.nn.Module:
+        """The text tower's token embeddings: what peft's `AutoPeftModel` and `resize_token_embeddings` ask for."""
+        return self.text_model.embeddings.token_embedding
+
+    def set_input_embeddings(self, value: torch.nn.Module) -> None:
+        self.text_model.embeddings.token_embedding = value
+
     def get_logit_scale(self) -> torch.Tensor:
         """Return the inverse temperature ``exp(logit_scale)``, clamped at ``exp(config.logit_scale_max)``."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max).exp()

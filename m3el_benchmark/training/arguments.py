@@ -9,6 +9,12 @@ from m3el_dataset.constants import TASKS, TEXT_FORMATS, TaskSpec, check_text_for
 TINY_INIT = "tiny"
 """``--init tiny``: a small CLIP-ND built from scratch, with a tokenizer trained on the training texts."""
 
+HUB_STRATEGIES = ("end", "checkpoint")
+"""``--hub_strategy`` values, transformers' meanings: the model at the end; also each checkpoint as it is saved."""
+
+PUBLISHING_ARGUMENTS = frozenset({"push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo"})
+"""Where a model is published, not how it was trained: never recorded in its config or card (a token is a secret)."""
+
 
 @dataclass
 class ModelArguments:
@@ -63,7 +69,7 @@ class DataArguments:
     )
     image_flip_and_jitter: bool = field(
         default=False,
-        metadata={"help": "Also random horizontal flips and brightness/contrast jitter (+-10%); not the paper's."},
+        metadata={"help": "Also random horizontal flips and brightness/contrast jitter (+-10 pct); not the paper's."},
     )
     hard_negatives: bool = field(
         default=False,
@@ -182,7 +188,32 @@ class TrainingArguments:
                           "mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio (a missing one is an error)."},
     )
 
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "At the end, upload the model, processor, card and remote code to the Hub (main process)."},
+    )
+    hub_model_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub repo to push to, 'name' (your namespace) or 'org/name'; unset: --output_dir's name."},
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={"help": "'end': push the model at the end; 'checkpoint': also push each resumable checkpoint to "
+                          "'last-checkpoint/' of the repo as it is saved."},
+    )
+    hub_token: str | None = field(
+        default=None,
+        metadata={"help": "Hub token; unset: $HF_TOKEN or the token of `hf auth login`. Never recorded."},
+    )
+    hub_private_repo: bool | None = field(
+        default=None,
+        metadata={"help": "Create the repo private (true) or public (false); unset: the account's or org's default "
+                          "visibility. An existing repo keeps its visibility."},
+    )
+
     def __post_init__(self):
+        if self.hub_strategy not in HUB_STRATEGIES:
+            raise ValueError(f"--hub_strategy {self.hub_strategy!r}: choose one of {', '.join(HUB_STRATEGIES)}.")
         if self.lr_scheduler_type not in ("constant", "cosine"):
             raise ValueError(f"--lr_scheduler_type {self.lr_scheduler_type!r}: choose 'constant' or 'cosine'.")
         if self.mixed_precision not in (None, "no", "bf16", "fp16"):

@@ -22,7 +22,7 @@ from transformers import get_scheduler
 from modeling_clip_nd import CLIPNDConfig
 
 from ..model_card import TrainingOutcome, build_training_card
-from .arguments import DataArguments, ModelArguments, TrainingArguments
+from .arguments import PUBLISHING_ARGUMENTS, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import (
     TrainerState,
     changed_arguments,
@@ -32,7 +32,9 @@ from .checkpointing import (
 )
 from .data import EpochPermutationSampler, MentionEntityPairs, PairCollator, check_trainable, open_training_split
 from .divergence import check_parameters_finite, check_step_finite
+from .hub_upload import HubPublisher
 from .initialization import apply_lora, build_model, parameter_groups
+from .lora_adapter import BASE_DIR, model_folder, save_adapter_with_base
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .run_folder import RunFolderLock, claim_checkpoints
 from .tracking import trackers
@@ -63,11 +65,13 @@ class CLIPNDTrainer:
     """Trains a CLIP-ND model under `accelerate` (one GPU to many nodes, or CPU processes).
 
     Build it with the three argument dataclasses, then call `train`. Set-up follows accelerate's examples: data,
-    model, optimizer, `prepare`; `train` resumes from the last complete checkpoint when asked.
+    model, optimizer, `prepare`; `train` resumes from the last complete checkpoint when asked. ``hub`` (the main
+    process's, with ``--push_to_hub``) receives each checkpoint; the caller pushes the model at the end.
     """
 
-    def __init__(self, model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments):
-        self.model_args, self.data_args, self.args = model_args, data_args, args
+    def __init__(self, model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments,
+                 hub: HubPublisher | None = None):  # fmt: skip
+        self.model_args, self.data_args, self.args, self.hub = model_args, data_args, args, hub
         self.output_dir = Path(args.output_dir)
         # Unused towers (e.g. vision in Tm-Te) must not stall DDP's gradient reduction.
         self.accelerator = Accelerator(
@@ -231,7 +235,10 @@ class CLIPNDTrainer:
             self._log(loss)
             if self.args.checkpointing_steps and self.state.step % self.args.checkpointing_steps == 0:
                 self._check_parameters_finite()
-                save_checkpoint(self.accelerator, self.output_dir, self.state, self.args.checkpoints_total_limit)
+                limit = self.args.checkpoints_total_limit
+                saved = save_checkpoint(self.accelerator, self.output_dir, self.state, limit)
+                if self.hub is not None:
+                    self.hub.push_checkpoint(saved)
             if self.state.step >= self.total_steps:
                 return False
         return True
@@ -336,7 +343,8 @@ class CLIPNDTrainer:
     def _flat_arguments(self) -> dict:
         flat = {}
         for group in (self.model_args, self.data_args, self.args):
-            flat.update({k: v for k, v in asdict(group).items() if isinstance(v, (int, float, str, bool))})
+            flat.update({k: v for k, v in asdict(group).items()
+                         if isinstance(v, (int, float, str, bool)) and k not in PUBLISHING_ARGUMENTS})  # fmt: skip
         flat["mixed_precision"] = self.accelerator.mixed_precision  # the launcher's choice when the flag is unset
         return flat
 
@@ -366,6 +374,8 @@ class CLIPNDTrainer:
     def _publish(self, staging: Path) -> None:
         """Move the files of ``staging`` into ``output_dir``, each replaced atomically."""
         for path in staging.iterdir():
+            if path.is_dir():  # a LoRA run's base/: a folder replaces the earlier one whole
+                shutil.rmtree(self.output_dir / path.name, ignore_errors=True)
             os.replace(path, self.output_dir / path.name)
         staging.rmdir()
 
@@ -377,8 +387,9 @@ class CLIPNDTrainer:
             model.config.training_arguments = self._recorded_arguments()
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
-            if self.args.lora_r and not self.args.save_merged:
-                model.save_pretrained(staging)  # an adapter: no CLIP-ND config or card of its own
+            if self.args.lora_r and not self.args.save_merged:  # the adapter, and its base in base/ which it names
+                base = (self.output_dir / BASE_DIR).resolve()
+                save_adapter_with_base(model, staging, build_training_card(model.config), self.processor, base)
             else:
                 model.save_pretrained(staging, model_card=build_training_card(model.config))
             self.processor.save_pretrained(staging)
@@ -388,12 +399,14 @@ class CLIPNDTrainer:
     def _record_final_outcome(self) -> None:
         """With ``--load_best_model_at_end`` the best weights were saved when they were reached; now that training
         is over, rewrite their config and card with the whole run (steps trained, every validation)."""
-        if self.accelerator.is_main_process and not (self.args.lora_r and not self.args.save_merged):
-            config = CLIPNDConfig.from_pretrained(self.output_dir)
+        if self.accelerator.is_main_process:
+            folder = model_folder(self.output_dir)  # a LoRA adapter's base/ records the run; its weights stay
+            config = CLIPNDConfig.from_pretrained(folder)
             config.training_arguments = self._recorded_arguments()
             staging = self.output_dir / ".staging-model"
             shutil.rmtree(staging, ignore_errors=True)
-            config.save_pretrained(staging)
+            config.save_pretrained(staging if folder == self.output_dir else folder)
+            staging.mkdir(exist_ok=True)
             build_training_card(config).save(staging / "README.md")
             self._publish(staging)
         self.accelerator.wait_for_everyone()
