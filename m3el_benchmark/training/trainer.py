@@ -16,12 +16,12 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from modeling_clip_nd import CLIPNDConfig
 
 from ..model_card import TrainingOutcome, build_training_card
+from ..run_logging import progress_bar
 from .arguments import DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import (
     TrainerState,
@@ -191,8 +191,8 @@ class CLIPNDTrainer:
             if self.args.resume:
                 self._resume()
             self.accelerator.init_trackers("clip_nd", config=self._flat_arguments())
-            progress = tqdm(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
-                            disable=not self.accelerator.is_local_main_process)  # fmt: skip
+            progress = progress_bar(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
+                                    disable=not self.accelerator.is_local_main_process)  # fmt: skip
             self._last_log = (time.perf_counter(), self.state.step)
             stop = False
             while self.state.step < self.total_steps and not stop:

@@ -1,0 +1,211 @@
+"""The logging of a run (benchmark, CLIP-ND training, DWE+ training): one owner for levels, handlers and bars.
+
+``with run_logging(verbosity, main_process):`` around a run gives a log a person can read:
+
+- Levels follow ``-q``/``-v`` (`verbosity_from_flags`): our loggers at INFO (DEBUG with ``-v``, WARNING with
+  ``-q``); transformers, datasets and accelerate at WARNING (INFO with ``-v``). A process other than the main one
+  logs WARNING and above only, prefixed with its rank, as accelerate and transformers' Trainer do.
+- Every record is written through ``tqdm.write``, so a log line never lands on the end of a progress bar.
+- Each warning kind (logger and message template; for a Python warning, its file, line and text) is printed the
+  first time only; the repeats are counted and listed, with their counts, when the run ends (`RepeatedWarnings`).
+  Python ``warnings`` go through logging too (``logging.captureWarnings``), so library warnings count the same way.
+- Progress bars (`progress_bar`) are off with ``-q`` and on other processes, absent for work of zero length (a warm
+  run that finds everything cached), and a bar opened inside another is not drawn when stderr is not a terminal
+  (where the cursor moves of nested bars would leave ``ESC[A`` escapes in the log). transformers' weight-loading
+  bars show with ``-v`` only; datasets' bars (long data preparation) show unless ``-q``.
+
+Leaving the ``with`` block logs the summary and restores every setting it changed, so a test (or a notebook) that
+runs `main` twice starts each run afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from tqdm.auto import tqdm
+
+QUIET, DEFAULT, VERBOSE = -1, 0, 1
+"""The three verbosities: ``-q``, none, ``-v``."""
+
+OUR_LOGGERS = ("m3el_benchmark", "m3el_dataset", "modeling_clip_nd")
+LIBRARY_LOGGERS = ("transformers", "datasets", "accelerate", "huggingface_hub")
+VERBOSE_HELP = "More output: debug messages of m3el, info of transformers/datasets/accelerate, their progress bars."
+QUIET_HELP = "Less output: warnings and errors only, no progress bars (repeated warnings are still counted)."
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SUMMARY_LOGGER = "m3el_benchmark.run_logging"
+
+logger = logging.getLogger(SUMMARY_LOGGER)
+
+_bars_enabled = True  # set by `run_logging` for the run's verbosity; `progress_bar` reads it
+
+
+def verbosity_from_flags(verbose: bool, quiet: bool) -> int:
+    """``VERBOSE`` for ``-v``, ``QUIET`` for ``-q``, else ``DEFAULT``; ``ValueError`` for both at once."""
+    if verbose and quiet:
+        raise ValueError("--verbose and --quiet contradict each other; pass one of them, or neither.")
+    return VERBOSE if verbose else QUIET if quiet else DEFAULT
+
+
+def main_process_from_environment() -> tuple[bool, int]:
+    """``(is_main_process, rank)`` from the variables ``accelerate launch`` (or torchrun) sets, before any
+    `Accelerator` exists; ``(True, 0)`` for a plain ``python`` run."""
+    rank = int(os.environ.get("RANK", "0"))
+    return rank == 0, rank
+
+
+class TqdmHandler(logging.Handler):
+    """Writes each record through ``tqdm.write`` to the current ``sys.stderr``: an open bar is cleared, the line
+    written, and the bar redrawn below it, never glued to it. (The stream is looked up at each record, so a handler
+    outliving a redirected stderr, as in tests, never writes to a closed file.)"""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's own contract: report through handleError, never raise
+            self.handleError(record)
+
+
+def warning_kind(record: logging.LogRecord) -> tuple[str, str]:
+    """What makes two warnings "the same kind": the logger and the message template (its ``%`` arguments left out);
+    for a Python warning, the first line of its text (file, line, category and message)."""
+    if record.name == "py.warnings":
+        return record.name, record.getMessage().strip().splitlines()[0]
+    return record.name, str(record.msg)
+
+
+class RepeatedWarnings(logging.Filter):
+    """A filter that lets the first warning of each kind (`warning_kind`) through and counts the others.
+
+    Errors and other levels always pass. ``counts`` holds every kind seen and how often; ``first`` its first text.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.counts: dict[tuple[str, str], int] = {}
+        self.first: dict[tuple[str, str], str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or getattr(record, "m3el_summary", False):
+            return True
+        kind = warning_kind(record)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if self.counts[kind] > 1:
+            return False
+        self.first[kind] = record.getMessage().strip().splitlines()[0]
+        return True
+
+    def repeated(self) -> list[tuple[str, str, int]]:
+        """``(logger name, first text, times seen)`` of each kind seen more than once, in order of first sight."""
+        return [(kind[0], self.first[kind], count) for kind, count in self.counts.items() if count > 1]
+
+    def log_summary(self) -> None:
+        """One WARNING line per repeated kind: how many times it was seen in all, and its first text."""
+        for name, text, count in self.repeated():
+            logger.warning("%s: %d warnings of this kind in this run, only the first printed above: %r", name, count,
+                           text, extra={"m3el_summary": True})  # fmt: skip
+
+
+def _library_levels(verbosity: int) -> dict[str, int]:
+    ours = {QUIET: logging.WARNING, DEFAULT: logging.INFO, VERBOSE: logging.DEBUG}[verbosity]
+    libraries = logging.INFO if verbosity == VERBOSE else logging.WARNING
+    return {**dict.fromkeys(OUR_LOGGERS, ours), **dict.fromkeys(LIBRARY_LOGGERS, libraries)}
+
+
+@contextmanager
+def _library_bars(verbosity: int) -> Iterator[None]:
+    """transformers' bars with ``-v`` only; datasets' bars unless ``-q``; both restored afterwards."""
+    import datasets.utils.logging as datasets_logging
+    import transformers.utils.logging as transformers_logging
+
+    switches = ((transformers_logging, verbosity == VERBOSE), (datasets_logging, verbosity != QUIET))
+    before = [module.is_progress_bar_enabled() for module, _ in switches]
+    for module, enabled in switches:
+        module.enable_progress_bar() if enabled else module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for (module, _), enabled in zip(switches, before, strict=True):
+            module.enable_progress_bar() if enabled else module.disable_progress_bar()
+
+
+@contextmanager
+def _routed_through(handler: logging.Handler) -> Iterator[None]:
+    """Install ``handler`` on the root logger and make transformers' and datasets' records reach it (and only it:
+    transformers stops at its own handler, datasets writes through its own and propagates, which printed each of its
+    warnings twice); Python warnings become records. Everything is put back afterwards."""
+    import transformers.utils.logging as transformers_logging
+
+    root, datasets_logger = logging.getLogger(), logging.getLogger("datasets")
+    datasets_handlers = [h for h in datasets_logger.handlers if type(h) is logging.StreamHandler]
+    transformers_propagates = logging.getLogger("transformers").propagate
+    capturing = getattr(logging, "_warnings_showwarning", None) is not None
+    root.addHandler(handler)
+    for stray in datasets_handlers:
+        datasets_logger.removeHandler(stray)
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(capturing)
+        if not transformers_propagates:
+            transformers_logging.disable_propagation()
+        transformers_logging.enable_default_handler()
+        for stray in datasets_handlers:
+            datasets_logger.addHandler(stray)
+        root.removeHandler(handler)
+
+
+@contextmanager
+def run_logging(verbosity: int = DEFAULT, main_process: bool = True, rank: int = 0) -> Iterator[RepeatedWarnings]:
+    """Set up the logging of one run (see the module docstring); on leaving, log the repeated warnings' counts and
+    restore the previous settings. Yields the run's `RepeatedWarnings` counter."""
+    global _bars_enabled
+    if verbosity not in (QUIET, DEFAULT, VERBOSE):
+        raise ValueError(f"verbosity must be one of {QUIET}, {DEFAULT}, {VERBOSE} (quiet, default, verbose), got "
+                         f"{verbosity!r}.")  # fmt: skip
+    counter = RepeatedWarnings()
+    handler = TqdmHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT if main_process else LOG_FORMAT.replace(
+        "%(levelname)s", f"[rank {rank}] %(levelname)s")))  # fmt: skip
+    handler.addFilter(counter)
+    levels = _library_levels(verbosity if main_process else QUIET)  # another process: WARNING and above
+    saved = {name: logging.getLogger(name).level for name in levels}
+    saved_bars, _bars_enabled = _bars_enabled, main_process and verbosity != QUIET
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        with _routed_through(handler), _library_bars(verbosity if main_process else QUIET):
+            yield counter
+            counter.log_summary()
+    finally:
+        _bars_enabled = saved_bars
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _length(iterable: Iterable | None, total: float | None) -> float | None:
+    if total is not None:
+        return total
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def progress_bar(iterable: Iterable | None = None, *, disable: bool = False, **kwargs) -> tqdm:
+    """A tqdm bar that follows the run's logging: off with ``-q``, off when ``disable`` (e.g. not the main
+    process), off for zero-length work, and off when opened inside another bar while stderr is not a terminal.
+    Other keyword arguments go to ``tqdm`` (``desc``, ``unit``, ``total``, ``initial``...)."""
+    length = _length(iterable, kwargs.get("total"))
+    nested = any(not bar.disable for bar in list(getattr(tqdm, "_instances", ())))
+    on_terminal = sys.stderr.isatty()
+    off = disable or not _bars_enabled or length == 0 or (nested and not on_terminal)
+    if not on_terminal:  # a log file: a line every few seconds, not one per update
+        kwargs.setdefault("mininterval", 5.0)
+    return tqdm(iterable, disable=off, file=sys.stderr, **kwargs)
