@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from m3el_benchmark.run_logging import QUIET_HELP, VERBOSE_HELP, verbosity_from_flags
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TaskSpec, check_text_format, parse_task
 
 TINY_INIT = "tiny"
@@ -63,7 +64,7 @@ class DataArguments:
     )
     image_flip_and_jitter: bool = field(
         default=False,
-        metadata={"help": "Also random horizontal flips and brightness/contrast jitter (+-10%); not the paper's."},
+        metadata={"help": "Also random horizontal flips and brightness/contrast jitter (+-10%%); not the paper's."},
     )
     hard_negatives: bool = field(
         default=False,
@@ -181,8 +182,16 @@ class TrainingArguments:
         metadata={"help": "'none', 'auto' (tensorboard if installed) or trackers joined by ',': tensorboard, wandb, "
                           "mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio (a missing one is an error)."},
     )
+    verbose: bool = field(default=False, metadata={"aliases": ["-v"], "help": VERBOSE_HELP})
+    quiet: bool = field(default=False, metadata={"aliases": ["-q"], "help": QUIET_HELP})
+
+    @property
+    def verbosity(self) -> int:
+        """The run's logging verbosity (`m3el_benchmark.run_logging`), from ``--verbose``/``--quiet``."""
+        return verbosity_from_flags(self.verbose, self.quiet)
 
     def __post_init__(self):
+        self.verbosity  # noqa: B018 - refuses -v with -q
         if self.lr_scheduler_type not in ("constant", "cosine"):
             raise ValueError(f"--lr_scheduler_type {self.lr_scheduler_type!r}: choose 'constant' or 'cosine'.")
         if self.mixed_precision not in (None, "no", "bf16", "fp16"):
