@@ -4,7 +4,7 @@
 
 - Levels follow ``-q``/``-v`` (`verbosity_from_flags`): our loggers at INFO (DEBUG with ``-v``, WARNING with
   ``-q``); transformers, datasets and accelerate at WARNING (INFO with ``-v``). A process other than the main one
-  logs WARNING and above only, prefixed with its rank, as accelerate and transformers' Trainer do.
+  prints errors live and its warnings, counted, when the run ends, each line prefixed with its rank.
 - Every record is written through ``tqdm.write``, so a log line never lands on the end of a progress bar.
 - Each warning kind (logger and message template; for a Python warning, its file, line and text) is printed the
   first time only; the repeats are counted and listed, with their counts, when the run ends (`RepeatedWarnings`).
@@ -80,11 +80,14 @@ def warning_kind(record: logging.LogRecord) -> tuple[str, str]:
 class RepeatedWarnings(logging.Filter):
     """A filter that lets the first warning of each kind (`warning_kind`) through and counts the others.
 
-    Errors and other levels always pass. ``counts`` holds every kind seen and how often; ``first`` its first text.
+    With ``hold_all`` (a process other than the main one) no warning passes live: each is counted and listed at the
+    end, since a line written by another process would land on the main process's bar. Errors and other levels
+    always pass. ``counts`` holds every kind seen and how often; ``first`` its first text.
     """
 
-    def __init__(self):
+    def __init__(self, hold_all: bool = False):
         super().__init__()
+        self.hold_all = hold_all
         self.counts: dict[tuple[str, str], int] = {}
         self.first: dict[tuple[str, str], str] = {}
 
@@ -96,17 +99,23 @@ class RepeatedWarnings(logging.Filter):
         if self.counts[kind] > 1:
             return False
         self.first[kind] = record.getMessage().strip().splitlines()[0]
-        return True
+        return not self.hold_all
 
     def repeated(self) -> list[tuple[str, str, int]]:
-        """``(logger name, first text, times seen)`` of each kind seen more than once, in order of first sight."""
-        return [(kind[0], self.first[kind], count) for kind, count in self.counts.items() if count > 1]
+        """``(logger name, first text, times seen)`` of each kind seen and not printed every time, in order of
+        first sight: seen more than once, or (``hold_all``) at all."""
+        least = 1 if self.hold_all else 2
+        return [(kind[0], self.first[kind], count) for kind, count in self.counts.items() if count >= least]
 
     def log_summary(self) -> None:
-        """One WARNING line per repeated kind: how many times it was seen in all, and its first text."""
+        """One WARNING line per kind of `repeated`: how many times it was seen in all, and its first text."""
+        shown = "only the first printed above"
+        if self.hold_all:
+            shown = "none printed live (only the main process prints them)"
         for name, text, count in self.repeated():
-            logger.warning("%s: %d warnings of this kind in this run, only the first printed above: %r", name, count,
-                           text, extra={"m3el_summary": True})  # fmt: skip
+            times = "once" if count == 1 else f"{count} times"
+            logger.warning("%s warned %s in this run with this kind of message, %s: %r", name, times, shown, text,
+                           extra={"m3el_summary": True})  # fmt: skip
 
 
 def _library_levels(verbosity: int) -> dict[str, int]:
@@ -169,7 +178,7 @@ def run_logging(verbosity: int = DEFAULT, main_process: bool = True, rank: int =
     if verbosity not in (QUIET, DEFAULT, VERBOSE):
         raise ValueError(f"verbosity must be one of {QUIET}, {DEFAULT}, {VERBOSE} (quiet, default, verbose), got "
                          f"{verbosity!r}.")  # fmt: skip
-    counter = RepeatedWarnings()
+    counter = RepeatedWarnings(hold_all=not main_process)
     handler = TqdmHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT if main_process else LOG_FORMAT.replace(
         "%(levelname)s", f"[rank {rank}] %(levelname)s")))  # fmt: skip

@@ -33,7 +33,7 @@ def test_each_warning_kind_is_printed_once_and_counted_at_the_end(capsys):
     err = capsys.readouterr().err
     assert err.count("texts of batch") == 2  # the first record, and the summary line
     assert "1 of 64 texts of batch 0 were cut" in err and "2 of 64" not in err
-    assert "m3el_benchmark.test_run_logging: 5 warnings of this kind in this run, only the first printed" in err
+    assert "test_run_logging warned 5 times in this run with this kind of message, only the first printed" in err
     assert err.count("a different kind") == 1 and err.count("an error is never held back") == 2
     assert counter.counts[("m3el_benchmark.test_run_logging", "%d of %d texts of batch %d were cut")] == 5
     assert log_problems(err) == []
@@ -47,7 +47,7 @@ def test_python_warnings_go_through_logging_and_count_once(capsys):
                 warnings.warn("old API", FutureWarning, stacklevel=1)
     err = capsys.readouterr().err
     assert err.count("FutureWarning: old API") == 2  # once, and once in the summary
-    assert "py.warnings: 3 warnings of this kind" in err
+    assert "py.warnings warned 3 times in this run" in err
 
 
 def test_a_record_is_written_above_an_open_bar_not_glued_to_it(capsys):
@@ -93,13 +93,20 @@ def test_quiet_and_verbose_set_our_and_the_libraries_levels(capsys):
     assert "debug, default" not in err and "info, default" in err and "transformers info, default" not in err
 
 
-def test_another_process_logs_warnings_only_with_its_rank(capsys):
+def test_another_process_prints_errors_live_and_its_warnings_counted_at_the_end(capsys):
+    """A line of another process would land on the main process's bar: its warnings wait for the end."""
     with run_logging(VERBOSE, main_process=False, rank=1):
         ours.info("info on rank 1")
         ours.warning("warning on rank 1")
+        ours.warning("warning on rank 1")
+        ours.error("error on rank 1")
         assert progress_bar([1, 2]).disable
+        live = capsys.readouterr().err
+        assert "warning on rank 1" not in live and "[rank 1] ERROR m3el_benchmark.test_run_logging: error on" in live
     err = capsys.readouterr().err
-    assert "info on rank 1" not in err and "[rank 1] WARNING m3el_benchmark.test_run_logging: warning on rank 1" in err
+    assert "info on rank 1" not in err
+    assert "[rank 1] WARNING m3el_benchmark.run_logging: m3el_benchmark.test_run_logging warned 2 times" in err
+    assert "none printed live (only the main process prints them): 'warning on rank 1'" in err
 
 
 def test_every_setting_is_restored_afterwards():
