@@ -143,30 +143,26 @@ def _library_bars(verbosity: int) -> Iterator[None]:
 
 @contextmanager
 def _routed_through(handler: logging.Handler) -> Iterator[None]:
-    """Install ``handler`` on the root logger and make transformers' and datasets' records reach it (and only it:
-    transformers stops at its own handler, datasets writes through its own and propagates, which printed each of its
-    warnings twice); Python warnings become records. Everything is put back afterwards."""
-    import transformers.utils.logging as transformers_logging
-
-    root, datasets_logger = logging.getLogger(), logging.getLogger("datasets")
-    datasets_handlers = [h for h in datasets_logger.handlers if type(h) is logging.StreamHandler]
-    transformers_propagates = logging.getLogger("transformers").propagate
+    """Install ``handler`` on the root logger and make transformers' and datasets' records reach it, and only it:
+    their own default stderr handlers are taken off (transformers stopped its records there; datasets wrote through
+    its own and propagated too, which printed each of its warnings twice). Python warnings become records.
+    Everything is put back afterwards."""
+    root, libraries = logging.getLogger(), [logging.getLogger(name) for name in ("transformers", "datasets")]
+    saved = [(library, list(library.handlers), library.propagate) for library in libraries]
     capturing = getattr(logging, "_warnings_showwarning", None) is not None
     root.addHandler(handler)
-    for stray in datasets_handlers:
-        datasets_logger.removeHandler(stray)
-    transformers_logging.disable_default_handler()
-    transformers_logging.enable_propagation()
+    for library in libraries:
+        for default in [h for h in library.handlers if type(h) is logging.StreamHandler]:  # not a user's FileHandler
+            library.removeHandler(default)
+        library.propagate = True
     logging.captureWarnings(True)
     try:
         yield
     finally:
         logging.captureWarnings(capturing)
-        if not transformers_propagates:
-            transformers_logging.disable_propagation()
-        transformers_logging.enable_default_handler()
-        for stray in datasets_handlers:
-            datasets_logger.addHandler(stray)
+        for library, handlers, propagate in saved:
+            library.handlers[:] = handlers
+            library.propagate = propagate
         root.removeHandler(handler)
 
 

@@ -93,6 +93,16 @@ def test_quiet_and_verbose_set_our_and_the_libraries_levels(capsys):
     assert "debug, default" not in err and "info, default" in err and "transformers info, default" not in err
 
 
+def test_a_library_warning_is_printed_once_through_our_handler(capsys):
+    """datasets writes through its own stderr handler and propagates too; transformers stops at its own."""
+    with run_logging(DEFAULT):
+        logging.getLogger("datasets.builder").warning("a datasets warning")
+        transformers_logging.get_logger("transformers.modeling_utils").warning("a transformers warning")
+    err = capsys.readouterr().err
+    assert err.count("a datasets warning") == 1 and "WARNING datasets.builder: a datasets warning" in err
+    assert err.count("a transformers warning") == 1 and "WARNING transformers.modeling_utils:" in err
+
+
 def test_another_process_prints_errors_live_and_its_warnings_counted_at_the_end(capsys):
     """A line of another process would land on the main process's bar: its warnings wait for the end."""
     with run_logging(VERBOSE, main_process=False, rank=1):
