@@ -101,7 +101,6 @@ class CLIPNDTrainer:
         check_trainable(data_args.dataset, train_rows.column_names, data_args.tasks, data_args.text_format)
         self.model, self.processor = build_model(model_args, train_rows)
         if args.gradient_checkpointing:
-            # newer transformers call it activation checkpointing; the old name raises a FutureWarning
             getattr(self.model, "activation_checkpointing_enable", self.model.gradient_checkpointing_enable)()
         if args.lora_r:
             self.model = apply_lora(self.model, args)
