@@ -14,6 +14,10 @@
   (where the cursor moves of nested bars would leave ``ESC[A`` escapes in the log). transformers' weight-loading
   bars show with ``-v`` only; datasets' bars (long data preparation) show unless ``-q``.
 
+A DataLoader worker process inherits the handler with a copy of the counter: it prints the first warning of each
+kind it meets itself, and its repeats are not in the main process's summary (log such a warning in the main process,
+from the batch, to have it counted).
+
 Leaving the ``with`` block logs the summary and restores every setting it changed, so a test (or a notebook) that
 runs `main` twice starts each run afresh.
 """
