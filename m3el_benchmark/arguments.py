@@ -17,6 +17,7 @@ from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, data
 from m3el_benchmark.evaluation.figures import FigureSettings
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.tables import TABLE_METRICS
+from m3el_benchmark.run_logging import QUIET_HELP, VERBOSE_HELP, verbosity_from_flags
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -109,6 +110,8 @@ class BenchmarkArguments:
         metadata={"help": "'auto' (bf16 on GPU, fp32 on CPU), 'no' (fp32 end to end, TF32 off) or 'bf16'."},
     )
     seed: int = field(default=42, metadata={"help": "Seed of the run (tiny CLIP-ND training, bootstrap resamples)."})
+    verbose: bool = field(default=False, metadata={"aliases": ["-v"], "help": VERBOSE_HELP})
+    quiet: bool = field(default=False, metadata={"aliases": ["-q"], "help": QUIET_HELP})
 
     def __post_init__(self):
         check_names(self.tasks, TASKS, "task")
@@ -126,6 +129,12 @@ class BenchmarkArguments:
         self.text_token_overrides()  # fail early on a bad entry
         KBRankingSettings(chunk_size=self.kb_chunk_size)
         self.dataset_specs()  # fail early on a bad entry
+        self.verbosity  # noqa: B018 - refuses -v with -q
+
+    @property
+    def verbosity(self) -> int:
+        """The run's logging verbosity (`m3el_benchmark.run_logging`), from ``--verbose``/``--quiet``."""
+        return verbosity_from_flags(self.verbose, self.quiet)
 
     def text_token_overrides(self) -> dict[str, int]:
         """``text_tokens`` as ``{model label: tokens}``."""

@@ -53,6 +53,7 @@ from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
 from m3el_benchmark.evaluation.tables import TableLayout
+from m3el_benchmark.run_logging import run_logging
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset import loading
 
@@ -176,11 +177,15 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
 
 def main(argv: list[str] | None = None) -> BenchmarkResult:
     """Run the benchmark; ``argv`` as on the command line (``None``: ``sys.argv``, ``[]``: the sample default)."""
-    # 1. Arguments, processes, logging and seed.
     args = parse_arguments(argv)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
-                        if accelerator.is_main_process else logging.WARNING)  # fmt: skip
+    with run_logging(args.verbosity, accelerator.is_main_process, accelerator.process_index):
+        return run_benchmark(args, accelerator)
+
+
+def run_benchmark(args: BenchmarkArguments, accelerator: Accelerator) -> BenchmarkResult:
+    """The run of `main`, inside its logging (`run_logging`): data, models, evaluations, outputs."""
+    # 1. Seed.
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
@@ -194,8 +199,9 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     if args.train_tiny:
         requests = train_tiny_clip_nd(args, loaded[0].path, output_dir, accelerator) + requests
     requests = with_text_tokens(requests, args, skipped)
-    for label, reason in skipped.items():
-        logger.warning("Skipping %s: %s", label, reason)
+    if skipped:  # one line: the end of the run lists each with the command that downloads it
+        logger.warning("Skipping %d models not in the local cache (listed at the end): %s", len(skipped),
+                       ", ".join(skipped))  # fmt: skip
 
     # 4. Each model: encode each unique input once, score every dataset and setting, compute the figures.
     evaluations = []

@@ -22,6 +22,7 @@ from accelerate import PartialState
 from transformers import HfArgumentParser
 
 from m3el_benchmark.cli import package_version, run_cli
+from m3el_benchmark.run_logging import main_process_from_environment, run_logging
 from m3el_benchmark.training.arguments import DataArguments, ModelArguments, TrainingArguments
 from m3el_benchmark.training.hub_upload import HubPublisher
 from m3el_benchmark.training.trainer import CLIPNDTrainer, TrainResult
@@ -43,16 +44,16 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[ModelArguments, 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
     """Train and save CLIP-ND; return where it was saved and its validation figures."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model_args, data_args, training_args = parse_arguments(argv)
     hub = None  # the repo is made before training, so that a bad token or name fails at once
     if training_args.push_to_hub and PartialState().is_main_process:
         hub = HubPublisher.create(training_args)
-    result = CLIPNDTrainer(model_args, data_args, training_args, hub=hub).train()
-    logger.info("Saved CLIP-ND to %s: the weights of step %s of %d (validation ACC %s)", result.output_dir,
-                result.kept_step, result.steps, result.validation_accuracy)  # fmt: skip
-    if hub is not None:
-        hub.push_model(result.output_dir)
+    with run_logging(training_args.verbosity, *main_process_from_environment()):
+        result = CLIPNDTrainer(model_args, data_args, training_args, hub=hub).train()
+        logger.info("Saved CLIP-ND to %s: the weights of step %s of %d (validation ACC %s)", result.output_dir,
+                    result.kept_step, result.steps, result.validation_accuracy)  # fmt: skip
+        if hub is not None:
+            hub.push_model(result.output_dir)
     if argv is None:  # the script owns its processes: end the process group it started (a caller's stays)
         PartialState().destroy_process_group()
     return result

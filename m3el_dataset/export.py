@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from datasets.utils.tqdm import tqdm  # governed by datasets.disable_progress_bars(), as `m3el-benchmark -q` does
 
 from .card import DATA_DIR, KB_DIR, HubLayout, release_layout, render_dataset_card, split_sizes
 from .duplicates import DuplicateFinder

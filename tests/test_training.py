@@ -7,6 +7,7 @@ import numpy
 import pytest
 import torch
 from converter_fixtures import write_wikidiverse, write_wikiperson
+from readable_log import log_problems
 from release_fixtures import small_release
 from safetensors.torch import load_file
 from two_processes import launch_two_cpu_processes
@@ -345,7 +346,9 @@ def test_two_cpu_processes_give_the_single_process_loss(tmp_path, sample_hub):
     common = ["--max_steps", "2", "--logging_steps", "1", "--validation_split", "", "--task", "ITm-ITe"]
     single = main(_args(tmp_path / "single", sample_hub, *common, "--per_device_train_batch_size", "16"))
     double = [*_args(tmp_path / "double", sample_hub, *common), "--per_device_train_batch_size", "8"]
-    launch_two_cpu_processes("benchmark/train.py", double, timeout=600)
+    completed = launch_two_cpu_processes("benchmark/train.py", double, timeout=600)
+    assert "FutureWarning" not in completed.stderr  # all_gather's once came at every step of every process
+    assert log_problems(completed.stderr) == [], completed.stderr[-3000:]
     logs = {}
     for name in ("single", "double"):
         logs[name] = [json.loads(line) for line in (tmp_path / name / TRAIN_LOG_FILE).read_text().splitlines()]

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from m3el_dataset.images import decode_rgb
 
 from ..baselines.base import EmbeddingAdapter
+from ..run_logging import progress_bar
 from .cache import EmbeddingCache
 from .distributed import gather_pieces, interleave, shard
 
@@ -148,7 +148,8 @@ def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple
     )
     encode = {TEXT: adapter.encode_texts, IMAGE: adapter.encode_images, PAIR: adapter.encode_pairs}[kind]
     chunks, masks, passed = [], [], 0
-    for inputs, present in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
+    bar = progress_bar(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process)
+    for inputs, present in bar:
         masks.append(present.numpy())
         if inputs is not None:
             passed += _batch_rows(inputs)

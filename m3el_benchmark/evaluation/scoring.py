@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from m3el_dataset.constants import TaskSpec, parse_task
 
 from ..baselines.base import fuse_mean, similarity
 from ..m3el_accuracy.ranking_metrics import NO_GOLD, gold_ranks
+from ..run_logging import progress_bar
 from .data import MentionTable, pair_key
 from .encoding import IMAGE, PAIR, TEXT, EmbeddingTable
 
@@ -243,7 +243,7 @@ def rank_mentions(
     ``mistakes`` (candidates protocol) keeps a seeded sample of the mistakes with their scores, for the report."""
     loader = accelerator.prepare(DataLoader(torch.arange(len(scorer.mentions)), batch_size=batch_size))
     indices, results = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
+    for batch in progress_bar(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process):
         batch = batch.cpu()
         figures = torch.stack([_ranked(scorer, s, column, batch, mistakes) for column, s in enumerate(settings)], 1)
         indices.append(accelerator.gather_for_metrics(batch.to(accelerator.device)).cpu())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from m3el_benchmark.run_logging import QUIET_HELP, VERBOSE_HELP, verbosity_from_flags
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TaskSpec, check_text_format, parse_task
 
 TINY_INIT = "tiny"
@@ -187,6 +188,8 @@ class TrainingArguments:
         metadata={"help": "'none', 'auto' (tensorboard if installed) or trackers joined by ',': tensorboard, wandb, "
                           "mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio (a missing one is an error)."},
     )
+    verbose: bool = field(default=False, metadata={"aliases": ["-v"], "help": VERBOSE_HELP})
+    quiet: bool = field(default=False, metadata={"aliases": ["-q"], "help": QUIET_HELP})
 
     push_to_hub: bool = field(
         default=False,
@@ -211,7 +214,13 @@ class TrainingArguments:
                           "visibility. An existing repo keeps its visibility."},
     )
 
+    @property
+    def verbosity(self) -> int:
+        """The run's logging verbosity (`m3el_benchmark.run_logging`), from ``--verbose``/``--quiet``."""
+        return verbosity_from_flags(self.verbose, self.quiet)
+
     def __post_init__(self):
+        self.verbosity  # noqa: B018 - refuses -v with -q
         if self.hub_strategy not in HUB_STRATEGIES:
             raise ValueError(f"--hub_strategy {self.hub_strategy!r}: choose one of {', '.join(HUB_STRATEGIES)}.")
         if self.lr_scheduler_type not in ("constant", "cosine"):

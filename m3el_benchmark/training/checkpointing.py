@@ -165,7 +165,7 @@ def resume_state(accelerator: Accelerator, output_dir: str | os.PathLike) -> tup
 
 RESULT_NEUTRAL_ARGUMENTS = frozenset(
     {"resume", "overwrite_output_dir", "allow_changed_arguments", "report_to", "logging_steps", "checkpointing_steps",
-     "checkpoints_total_limit", "dataloader_num_workers", "dataset_cache_dir", "output_dir"}
+     "checkpoints_total_limit", "dataloader_num_workers", "dataset_cache_dir", "output_dir", "verbose", "quiet"}
 )  # fmt: skip
 """Arguments a resumed run may change freely: they shape where and how often things are written, not the model."""
 

@@ -21,14 +21,23 @@ from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
+from torch.distributed import _functional_collectives as functional_collectives
 
 from modeling_clip_nd import clip_nd_contrastive_loss
 
 
 def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    return torch.cat(dist_nn.all_gather(tensor), dim=0)
+    """All-gather along dim 0 with gradients: the backward reduce-scatters (sums) each process's slice back.
+
+    torch deprecates ``torch.distributed.nn.functional.all_gather`` (a FutureWarning at every step) in favour of the
+    functional collectives; ``all_gather_single`` (torch >= 2.13) is the autograd-aware one, and older torch
+    releases name it ``all_gather_tensor_autograd``.
+    """
+    gather = getattr(functional_collectives, "all_gather_single", None)
+    if gather is None:  # torch < 2.13
+        gather = functional_collectives.all_gather_tensor_autograd
+    return gather(tensor.contiguous(), 0, dist.group.WORLD)
 
 
 def _gather(tensor: torch.Tensor | None) -> torch.Tensor | None:

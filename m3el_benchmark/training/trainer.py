@@ -16,12 +16,12 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from modeling_clip_nd import CLIPNDConfig
 
 from ..model_card import TrainingOutcome, build_training_card
+from ..run_logging import progress_bar
 from .arguments import PUBLISHING_ARGUMENTS, DataArguments, ModelArguments, TrainingArguments
 from .checkpointing import (
     TrainerState,
@@ -105,7 +105,7 @@ class CLIPNDTrainer:
         check_trainable(data_args.dataset, train_rows.column_names, data_args.tasks, data_args.text_format)
         self.model, self.processor = build_model(model_args, train_rows)
         if args.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            getattr(self.model, "activation_checkpointing_enable", self.model.gradient_checkpointing_enable)()
         if args.lora_r:
             self.model = apply_lora(self.model, args)
         self.num_slots = NUM_HARD_NEGATIVES if data_args.hard_negatives else 0
@@ -195,8 +195,8 @@ class CLIPNDTrainer:
             if self.args.resume:
                 self._resume()
             self.accelerator.init_trackers("clip_nd", config=self._flat_arguments())
-            progress = tqdm(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
-                            disable=not self.accelerator.is_local_main_process)  # fmt: skip
+            progress = progress_bar(total=self.total_steps, initial=self.state.step, desc="Training CLIP-ND",
+                                    disable=not self.accelerator.is_local_main_process)  # fmt: skip
             self._last_log = (time.perf_counter(), self.state.step)
             stop = False
             while self.state.step < self.total_steps and not stop:

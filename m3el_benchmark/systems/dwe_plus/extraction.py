@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from m3el_dataset.images import decode_rgb
 
@@ -22,6 +21,7 @@ from ...baselines.base import ModelInfo
 from ...evaluation.cache import EmbeddingCache, model_cache_key
 from ...evaluation.data import content_key
 from ...evaluation.encoding import IMAGE, TEXT, EncodingSettings, encode_unique
+from ...run_logging import progress_bar
 from .detection import PersonDetector, crop_boxes
 from .features import DWEPlusFeatureExtractor, MentionFeatures, dwe_text, png_bytes, stack_crops
 
@@ -44,7 +44,7 @@ def cached_boxes(
     found = {key: torch.from_numpy(rows) for key, rows in cache.load(BOXES, list(images)).items()}
     todo = sorted(key for key in images if key not in found)
     fresh_keys, fresh = [], []
-    for start in tqdm(range(0, len(todo), batch_size), desc=desc, unit="batch"):
+    for start in progress_bar(range(0, len(todo), batch_size), desc=desc, unit="batch"):
         keys = todo[start : start + batch_size]
         decoded = [(key, decode_rgb(images[key])[0]) for key in keys]
         decoded = [(key, image) for key, image in decoded if image is not None]

@@ -32,6 +32,7 @@ from ...baselines.registry import BASELINES, ModelRequest, load_adapter
 from ...evaluation.data import load_mentions
 from ...evaluation.encoding import EncodingSettings
 from ...m3el_accuracy.ranking_metrics import gold_ranks
+from ...run_logging import DEFAULT, main_process_from_environment, run_logging
 from ...training.checkpointing import (
     TrainerState,
     changed_arguments,
@@ -264,11 +265,11 @@ def _validate(head, validation, state, accelerator, extractor, args, loss) -> No
 
 def main(argv: list[str] | None = None) -> Path:
     """Parse ``argv`` (``None``: ``sys.argv``) and train."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     (args,) = HfArgumentParser(DWEPlusTrainingArguments).parse_args_into_dataclasses(
         args=list(sys.argv[1:] if argv is None else argv)
     )
-    return train(args)
+    with run_logging(DEFAULT, *main_process_from_environment()):
+        return train(args)
 
 
 if __name__ == "__main__":
