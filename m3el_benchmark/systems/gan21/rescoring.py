@@ -134,6 +134,8 @@ class Gan21JointStep(DocumentStep):
         self.partner_images: dict[str, torch.Tensor] = {}  # text format -> (N, v, d): for Tm settings
         self.partner_texts: torch.Tensor | None = None  # (N, v, d): for Im settings
         self.solver_failures = 0
+        self.default_weights = {"lambda_t": self.config.lambda_t, "lambda_v": self.config.lambda_v}
+        self.selection: dict = {}  # how the weights were chosen (`selection.select_on_validation`)
 
     def fit(self, scorer) -> None:
         """Compute the coupling of every document and each mention's partner vectors."""
@@ -151,6 +153,15 @@ class Gan21JointStep(DocumentStep):
             logger.warning("%s: the GW solver failed on %d documents (no finite plan); they used the product "
                            "coupling. Raise epsilon.", self.name, self.solver_failures)  # fmt: skip
         self.report["gw_solver_failures"] = self.solver_failures
+
+    def describe(self) -> dict:
+        """The step's settings and documents, how its weights were chosen, and a one-line ``note`` for the tables."""
+        selection = self.selection or {"weights_chosen_on": "none: weights as configured"}
+        grid = selection.get("weight_grid")
+        note = (f"{self.name} weights lambda_t = {self.config.lambda_t}, lambda_v = {self.config.lambda_v} "
+                f"({self.config.rule} rule); chosen on: {selection['weights_chosen_on']}"
+                + (f", from the grid {{{', '.join(map(str, grid))}}}" if grid else ""))  # fmt: skip
+        return {**super().describe(), **selection, "note": note}
 
     def _partners(
         self, mentions: MentionTable, texts: torch.Tensor, images: torch.Tensor
