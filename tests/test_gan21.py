@@ -3,6 +3,8 @@ baseline, under both protocols (`m3el_benchmark.systems.gan21`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +26,12 @@ from m3el_dataset.loading import resolve_source
 
 ot = pytest.importorskip("ot")
 
-from m3el_benchmark.systems.gan21.coupling import CouplingConfig, gw_coupling, product_coupling  # noqa: E402
+from m3el_benchmark.systems.gan21.coupling import (  # noqa: E402
+    CouplingConfig,
+    gw_coupling,
+    gw_couplings,
+    product_coupling,
+)
 
 FORMAT = "M-S1"
 TASKS = ["Tm-Te", "Tm-Ie", "Im-Ie", "Im-Te"]
@@ -45,6 +52,20 @@ def test_gw_recovers_a_known_permutation():
 def test_one_mention_on_a_side_gives_the_product_coupling(n, m):
     plan, solved = gw_coupling(torch.randn(n, 8), torch.randn(m, 8), CouplingConfig())
     assert solved and torch.equal(plan, product_coupling(n, m)) and plan.sum().item() == pytest.approx(1.0)
+
+
+def test_batched_solver_gives_pots_plans():
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(2, 2), (3, 5), (5, 3), (4, 4), (4, 4), (4, 4), (1, 3)]
+    documents = [(torch.randn(n, 16, generator=generator), torch.randn(m, 16, generator=generator)) for n, m in shapes]
+    config = CouplingConfig(epsilon=0.2, max_iter=12, batch_size=2)  # the three 4 x 4 documents in two batches
+    batched = gw_couplings(documents, config)
+    for (texts, images), (plan, solved) in zip(documents, batched, strict=True):
+        expected, expected_solved = gw_coupling(texts, images, config)  # POT, one document
+        assert solved == expected_solved and plan.shape == expected.shape
+        torch.testing.assert_close(plan, expected, rtol=0, atol=1e-12)
+        assert torch.equal(plan.argmax(dim=0), expected.argmax(dim=0))
+        assert torch.equal(plan.argmax(dim=1), expected.argmax(dim=1))
 
 
 def synthetic_world(seed: int = 0, entities: int = 9, documents: int = 5, dim: int = 8):
@@ -128,6 +149,20 @@ def test_candidates_and_kb_protocols_agree_when_the_kb_is_the_candidates(rule):
     np.testing.assert_array_equal(joint, _ranks(kb, settings))
     (plain, _), _ = _scorers(Gan21JointStep, None, adjust=False)
     assert not np.array_equal(joint[:, :, 0], _ranks(plain, settings)[:, :, 0])  # the joint step changed ranks
+
+
+@pytest.mark.parametrize("rule", ["hard", "soft"])
+def test_batched_and_pot_solvers_give_the_same_figures(rule):
+    config = JointConfig(lambda_t=0.5, lambda_v=1.0, rule=rule, coupling=CouplingConfig(epsilon=0.2, max_iter=12))
+    (candidates, kb), settings = _scorers(Gan21JointStep, config)
+    report = candidates.adjustment.report
+    assert report["documents_with_several_mentions"] and report["documents_with_several_images"]  # real couplings
+    pot = replace(config, coupling=replace(config.coupling, solver="pot"))
+    (pot_candidates, pot_kb), _ = _scorers(Gan21JointStep, pot)
+    np.testing.assert_array_equal(_ranks(candidates, settings), _ranks(pot_candidates, settings))
+    np.testing.assert_array_equal(_ranks(kb, settings), _ranks(pot_kb, settings))
+    for name, partner in candidates.adjustment.partner_images.items():
+        torch.testing.assert_close(partner, pot_candidates.adjustment.partner_images[name], equal_nan=True)
 
 
 def test_lambda_zero_is_the_base_scorer_exactly_under_both_protocols():
