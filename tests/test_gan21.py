@@ -309,3 +309,41 @@ def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path):
     assert set(accuracies["lambda_t"]) == {0.0, 0.5} and set(accuracies["lambda_v"]) == {0.0, 0.5}
     assert accuracies["lambda_t"][config.lambda_t] == max(accuracies["lambda_t"].values())
     assert not hasattr(adapter, "joint_step")
+
+
+def test_trained_version_reads_its_documents_from_a_converted_dataset(clip, sample, tmp_path):
+    from m3el_benchmark.systems.gan21.document_data import DocumentDataConfig, load_gan21_documents
+    from m3el_benchmark.systems.gan21.heads import Gan21HeadsConfig
+    from m3el_benchmark.systems.gan21.training import Gan21Model, Gan21TrainingArguments, train_gan21
+
+    adapter, config = load_adapter(parse_model_spec(f"CLIP={clip}")), DocumentDataConfig(("validation",), FORMAT, 16)
+    documents = load_gan21_documents(sample, adapter, config, tmp_path / "cache")
+    report = documents.report
+    assert 0 < report["used"] == len(documents) <= report["documents"]
+    assert report["documents"] - report["used"] <= report["without_textual_mention"] + report["without_visual_mention"]
+    mentions, texts = documents.mentions, documents.texts
+    checked = 0
+    for index, layout in enumerate(documents.layouts):
+        document = documents[index]
+        n, m = len(layout.text_rows), len(layout.image_rows)
+        assert document.mention_features.shape == (n, documents.feature_size)
+        assert document.images.shape == (m, 3, 16, 16) and 0 <= document.images.min() <= document.images.max() <= 1
+        assert document.text_mask.shape == document.candidate_features.shape[:2]
+        assert document.image_mask.shape == document.candidate_images.shape[:2]
+        for i, row in enumerate(layout.text_rows):  # the gold is the row's own gold candidate, with its features
+            gold = int(mentions.gold[row])
+            assert int(document.text_gold[i]) in (gold, -1)
+            assert not document.text_mask[i, len(mentions.candidate_texts[row]) :].any()  # the padding
+            if document.text_gold[i] >= 0:
+                key = mentions.candidate_texts[row][gold]
+                assert torch.equal(document.candidate_features[i, gold], texts.embeddings[texts.index[key], 0])
+                checked += 1
+    assert checked > 0
+    again = load_gan21_documents(sample, adapter, config, tmp_path / "cache")
+    assert again.texts.stats.encoded == 0 and again.texts.stats.cached == len(texts.index)  # read from the cache
+    heads = Gan21HeadsConfig(text_feature_size=documents.feature_size, hidden_size=32, image_size=16, grid=8,
+                             num_layers=1, num_heads=4, ffn_size=64, dropout=0.0)  # fmt: skip
+    args = Gan21TrainingArguments(str(tmp_path / "run"), epochs=2, coupling=CouplingConfig(max_iter=20))
+    history = train_gan21(Gan21Model(heads), documents, args)
+    assert len(history) == 2 and all(np.isfinite(value) for epoch in history for value in epoch.values())
+    assert (tmp_path / "run" / f"checkpoint-{2 * len(documents)}").is_dir()
