@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from tiny_clip import save_tiny_clip
 
 from m3el_benchmark.baselines import load_adapter, parse_model_spec
-from m3el_benchmark.evaluation.data import KnowledgeBase, MentionTable, UniqueInputs, load_mentions
+from m3el_benchmark.evaluation.data import KnowledgeBase, MentionTable, UniqueInputs, load_kb, load_mentions
 from m3el_benchmark.evaluation.encoding import IMAGE, TEXT, EmbeddingTable, EncodingSettings
 from m3el_benchmark.evaluation.evaluate import evaluate_model
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, KBScorer
@@ -198,6 +198,7 @@ def test_naive_restricts_visual_candidates_to_the_documents_textual_predictions(
     text_columns = [i for i, s in enumerate(settings) if s.task.mention_text]
     np.testing.assert_array_equal(ranks[:, text_columns], base[:, text_columns])  # textual linking alone
     step, mentions = candidates.adjustment, candidates.mentions
+    assert "textual top-1 predictions" in step.describe()["note"]  # printed under the tables
     image_column = next(i for i, s in enumerate(settings) if s.task.name == "Im-Ie")
     for row in range(len(mentions)):
         allowed = step.allowed[step.documents.index[row]]
@@ -303,12 +304,16 @@ def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path):
 
     validation = load_mentions(sample, ["validation"], text_formats=[FORMAT])
     run = (Accelerator(cpu=True), EncodingSettings(batch_size=8, num_workers=0), tmp_path / "cache", [FORMAT])
-    adapter = load_adapter(parse_model_spec(f"CLIP={clip}"))
-    config, accuracies = choose_weights(adapter, validation, settings_for(["Tm-Te", "Im-Ie"], [FORMAT]), run,
-                                        grid=(0.0, 0.5))  # fmt: skip
+    adapter, settings = load_adapter(parse_model_spec(f"CLIP={clip}")), settings_for(["Tm-Te", "Im-Ie"], [FORMAT])
+    config, accuracies = choose_weights(adapter, validation, settings, run, grid=(0.0, 0.5))
     assert set(accuracies["lambda_t"]) == {0.0, 0.5} and set(accuracies["lambda_v"]) == {0.0, 0.5}
     assert accuracies["lambda_t"][config.lambda_t] == max(accuracies["lambda_t"].values())
     assert not hasattr(adapter, "joint_step")
+    own = attach_system(adapter, "Gan21-OT", "Gan21-OT(CLIP)").joint_step
+    kb = load_kb(sample, validation.inputs)  # the kb protocol: ranked against the whole knowledge base
+    config, over_kb = choose_weights(adapter, validation, settings, run, grid=(0.0, 0.5), kb=kb)
+    assert over_kb["lambda_t"][config.lambda_t] == max(over_kb["lambda_t"].values())
+    assert over_kb != accuracies and adapter.joint_step is own  # another protocol; the system's own step is back
 
 
 def test_trained_version_reads_its_documents_from_a_converted_dataset(clip, sample, tmp_path):
