@@ -99,3 +99,23 @@ def test_without_a_validation_split_the_default_weights_are_kept_and_stated(monk
                                 path="/data/peer", settings=[])  # fmt: skip
     selection.select_on_validation(SimpleNamespace(joint_step=step), retrieved, ())
     assert step.describe()["weights_chosen_on"].startswith("none: default weights (the retrieved protocol")
+
+
+def test_micro_f1_table_only_with_a_gan21_system_and_im_te_where_im_ie_was_not_scored():
+    from m3el_benchmark.evaluation.micro_f1_table import build_micro_f1_table
+    from m3el_benchmark.evaluation.tables import TableLayout
+
+    def record(model, task, text_format, value):
+        return {"model": model, "dataset": "D", "task": task, "text_format": text_format, "topic": "all",
+                "micro_f1": value, "accuracy": value, "num_mentions": 4, "ci95": {"micro_f1": [0.0, 1.0]}}  # fmt: skip
+
+    records = [record(model, "Tm-Te", "M-S1", 0.5) for model in ("CLIP", "Gan21-OT(CLIP)")]
+    records += [record(model, "Im-Te", "-", 0.25) for model in ("CLIP", "Gan21-OT(CLIP)")]
+    spec = DatasetSpec("D", "p", "candidates", ("Tm-Te", "Im-Te"), ("M-S1",), ("test",), nil_policy="exclude")
+    layout = TableLayout(["CLIP", "Gan21-OT(CLIP)"], ["Tm-Te", "Im-Te"], ["M-S1"], [], "Tm-Te", "M-S1", "D",
+                         datasets=[spec])  # fmt: skip
+    table = build_micro_f1_table(records, layout)
+    assert table.header == ["Model", "D textual (Tm-Te, M-S1)", "D visual (Im-Te)"]
+    assert [[cell.text() for cell in row.cells] for row in table.rows] == [["50.00", "25.00"]] * 2
+    assert "left out; Gan et al.'s recall counts them" in table.title
+    assert build_micro_f1_table(records, TableLayout(["CLIP"], ["Tm-Te"], ["M-S1"], [], "Tm-Te", "M-S1", "D")) is None
