@@ -115,6 +115,8 @@ def select_on_validation(
         validation = load_mentions(data.path, [VALIDATION_SPLIT], spec.topics, formats, drop_nil=spec.drop_nil)
     except loading.MissingSplitError:
         return _fallback(step, spec.name, f"{data.path} has no {VALIDATION_SPLIT} split")
+    except ValueError as error:  # e.g. no validation mention of the chosen topics
+        return _fallback(step, spec.name, f"its {VALIDATION_SPLIT} split cannot be used: {error}")
     kb = load_kb(data.path, validation.inputs) if spec.protocol == "kb" else None
     chosen, accuracies = choose_weights(adapter, validation, data.settings, run, step.config, WEIGHT_GRID, kb,
                                         kb_settings, spec.nil_policy)  # fmt: skip
