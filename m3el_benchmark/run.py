@@ -54,6 +54,7 @@ from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
 from m3el_benchmark.evaluation.tables import TableLayout
 from m3el_benchmark.run_logging import run_logging
+from m3el_benchmark.systems.gan21.selection import select_on_validation
 from m3el_benchmark.tiny_clip_nd import train_tiny_clip_nd
 from m3el_dataset import loading
 
@@ -166,6 +167,7 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     for data in loaded:
         check_model_supports(adapter, data.spec)
         scored = (data.mentions, data.settings, accelerator, encoding, cache_root, data.spec.mention_text_formats)
+        select_on_validation(adapter, data, scored[2:], kb_settings)  # Gan21-OT: its weights, chosen on validation
         figures = FigureSettings(data.spec.nil_policy, seed=args.seed)
         evaluations.append(evaluate_model(adapter, *scored, data.spec.name, data.kb, kb_settings, figures,
                                           data.spec.protocol))  # fmt: skip

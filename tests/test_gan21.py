@@ -3,6 +3,8 @@ baseline, under both protocols (`m3el_benchmark.systems.gan21`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from accelerate import Accelerator
 from tiny_clip import save_tiny_clip
 
 from m3el_benchmark.baselines import load_adapter, parse_model_spec
-from m3el_benchmark.evaluation.data import KnowledgeBase, MentionTable, UniqueInputs, load_mentions
+from m3el_benchmark.evaluation.data import KnowledgeBase, MentionTable, UniqueInputs, load_kb, load_mentions
 from m3el_benchmark.evaluation.encoding import IMAGE, TEXT, EmbeddingTable, EncodingSettings
 from m3el_benchmark.evaluation.evaluate import evaluate_model
 from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings, KBScorer
@@ -24,7 +26,12 @@ from m3el_dataset.loading import resolve_source
 
 ot = pytest.importorskip("ot")
 
-from m3el_benchmark.systems.gan21.coupling import CouplingConfig, gw_coupling, product_coupling  # noqa: E402
+from m3el_benchmark.systems.gan21.coupling import (  # noqa: E402
+    CouplingConfig,
+    gw_coupling,
+    gw_couplings,
+    product_coupling,
+)
 
 FORMAT = "M-S1"
 TASKS = ["Tm-Te", "Tm-Ie", "Im-Ie", "Im-Te"]
@@ -45,6 +52,20 @@ def test_gw_recovers_a_known_permutation():
 def test_one_mention_on_a_side_gives_the_product_coupling(n, m):
     plan, solved = gw_coupling(torch.randn(n, 8), torch.randn(m, 8), CouplingConfig())
     assert solved and torch.equal(plan, product_coupling(n, m)) and plan.sum().item() == pytest.approx(1.0)
+
+
+def test_batched_solver_gives_pots_plans():
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(2, 2), (3, 5), (5, 3), (4, 4), (4, 4), (4, 4), (1, 3)]
+    documents = [(torch.randn(n, 16, generator=generator), torch.randn(m, 16, generator=generator)) for n, m in shapes]
+    config = CouplingConfig(epsilon=0.2, max_iter=12, batch_size=2)  # the three 4 x 4 documents in two batches
+    batched = gw_couplings(documents, config)
+    for (texts, images), (plan, solved) in zip(documents, batched, strict=True):
+        expected, expected_solved = gw_coupling(texts, images, config)  # POT, one document
+        assert solved == expected_solved and plan.shape == expected.shape
+        torch.testing.assert_close(plan, expected, rtol=0, atol=1e-12)
+        assert torch.equal(plan.argmax(dim=0), expected.argmax(dim=0))
+        assert torch.equal(plan.argmax(dim=1), expected.argmax(dim=1))
 
 
 def synthetic_world(seed: int = 0, entities: int = 9, documents: int = 5, dim: int = 8):
@@ -130,6 +151,20 @@ def test_candidates_and_kb_protocols_agree_when_the_kb_is_the_candidates(rule):
     assert not np.array_equal(joint[:, :, 0], _ranks(plain, settings)[:, :, 0])  # the joint step changed ranks
 
 
+@pytest.mark.parametrize("rule", ["hard", "soft"])
+def test_batched_and_pot_solvers_give_the_same_figures(rule):
+    config = JointConfig(lambda_t=0.5, lambda_v=1.0, rule=rule, coupling=CouplingConfig(epsilon=0.2, max_iter=12))
+    (candidates, kb), settings = _scorers(Gan21JointStep, config)
+    report = candidates.adjustment.report
+    assert report["documents_with_several_mentions"] and report["documents_with_several_images"]  # real couplings
+    pot = replace(config, coupling=replace(config.coupling, solver="pot"))
+    (pot_candidates, pot_kb), _ = _scorers(Gan21JointStep, pot)
+    np.testing.assert_array_equal(_ranks(candidates, settings), _ranks(pot_candidates, settings))
+    np.testing.assert_array_equal(_ranks(kb, settings), _ranks(pot_kb, settings))
+    for name, partner in candidates.adjustment.partner_images.items():
+        torch.testing.assert_close(partner, pot_candidates.adjustment.partner_images[name], equal_nan=True)
+
+
 def test_lambda_zero_is_the_base_scorer_exactly_under_both_protocols():
     (candidates, kb), settings = _scorers(Gan21JointStep, JointConfig(lambda_t=0.0, lambda_v=0.0))
     (plain_candidates, plain_kb), _ = _scorers(Gan21JointStep, None, adjust=False)
@@ -163,6 +198,7 @@ def test_naive_restricts_visual_candidates_to_the_documents_textual_predictions(
     text_columns = [i for i, s in enumerate(settings) if s.task.mention_text]
     np.testing.assert_array_equal(ranks[:, text_columns], base[:, text_columns])  # textual linking alone
     step, mentions = candidates.adjustment, candidates.mentions
+    assert "textual top-1 predictions" in step.describe()["note"]  # printed under the tables
     image_column = next(i for i, s in enumerate(settings) if s.task.name == "Im-Ie")
     for row in range(len(mentions)):
         allowed = step.allowed[step.documents.index[row]]
@@ -268,9 +304,51 @@ def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path):
 
     validation = load_mentions(sample, ["validation"], text_formats=[FORMAT])
     run = (Accelerator(cpu=True), EncodingSettings(batch_size=8, num_workers=0), tmp_path / "cache", [FORMAT])
-    adapter = load_adapter(parse_model_spec(f"CLIP={clip}"))
-    config, accuracies = choose_weights(adapter, validation, settings_for(["Tm-Te", "Im-Ie"], [FORMAT]), run,
-                                        grid=(0.0, 0.5))  # fmt: skip
+    adapter, settings = load_adapter(parse_model_spec(f"CLIP={clip}")), settings_for(["Tm-Te", "Im-Ie"], [FORMAT])
+    config, accuracies = choose_weights(adapter, validation, settings, run, grid=(0.0, 0.5))
     assert set(accuracies["lambda_t"]) == {0.0, 0.5} and set(accuracies["lambda_v"]) == {0.0, 0.5}
     assert accuracies["lambda_t"][config.lambda_t] == max(accuracies["lambda_t"].values())
     assert not hasattr(adapter, "joint_step")
+    own = attach_system(adapter, "Gan21-OT", "Gan21-OT(CLIP)").joint_step
+    kb = load_kb(sample, validation.inputs)  # the kb protocol: ranked against the whole knowledge base
+    config, over_kb = choose_weights(adapter, validation, settings, run, grid=(0.0, 0.5), kb=kb)
+    assert over_kb["lambda_t"][config.lambda_t] == max(over_kb["lambda_t"].values())
+    assert over_kb != accuracies and adapter.joint_step is own  # another protocol; the system's own step is back
+
+
+def test_trained_version_reads_its_documents_from_a_converted_dataset(clip, sample, tmp_path):
+    from m3el_benchmark.systems.gan21.document_data import DocumentDataConfig, load_gan21_documents
+    from m3el_benchmark.systems.gan21.heads import Gan21HeadsConfig
+    from m3el_benchmark.systems.gan21.training import Gan21Model, Gan21TrainingArguments, train_gan21
+
+    adapter, config = load_adapter(parse_model_spec(f"CLIP={clip}")), DocumentDataConfig(("validation",), FORMAT, 16)
+    documents = load_gan21_documents(sample, adapter, config, tmp_path / "cache")
+    report = documents.report
+    assert 0 < report["used"] == len(documents) <= report["documents"]
+    assert report["documents"] - report["used"] <= report["without_textual_mention"] + report["without_visual_mention"]
+    mentions, texts = documents.mentions, documents.texts
+    checked = 0
+    for index, layout in enumerate(documents.layouts):
+        document = documents[index]
+        n, m = len(layout.text_rows), len(layout.image_rows)
+        assert document.mention_features.shape == (n, documents.feature_size)
+        assert document.images.shape == (m, 3, 16, 16) and 0 <= document.images.min() <= document.images.max() <= 1
+        assert document.text_mask.shape == document.candidate_features.shape[:2]
+        assert document.image_mask.shape == document.candidate_images.shape[:2]
+        for i, row in enumerate(layout.text_rows):  # the gold is the row's own gold candidate, with its features
+            gold = int(mentions.gold[row])
+            assert int(document.text_gold[i]) in (gold, -1)
+            assert not document.text_mask[i, len(mentions.candidate_texts[row]) :].any()  # the padding
+            if document.text_gold[i] >= 0:
+                key = mentions.candidate_texts[row][gold]
+                assert torch.equal(document.candidate_features[i, gold], texts.embeddings[texts.index[key], 0])
+                checked += 1
+    assert checked > 0
+    again = load_gan21_documents(sample, adapter, config, tmp_path / "cache")
+    assert again.texts.stats.encoded == 0 and again.texts.stats.cached == len(texts.index)  # read from the cache
+    heads = Gan21HeadsConfig(text_feature_size=documents.feature_size, hidden_size=32, image_size=16, grid=8,
+                             num_layers=1, num_heads=4, ffn_size=64, dropout=0.0)  # fmt: skip
+    args = Gan21TrainingArguments(str(tmp_path / "run"), epochs=2, coupling=CouplingConfig(max_iter=20))
+    history = train_gan21(Gan21Model(heads), documents, args)
+    assert len(history) == 2 and all(np.isfinite(value) for epoch in history for value in epoch.values())
+    assert (tmp_path / "run" / f"checkpoint-{2 * len(documents)}").is_dir()

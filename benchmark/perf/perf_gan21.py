@@ -6,8 +6,10 @@
 #    (both read the same cached vectors, so the difference is the joint step: documents, couplings, the added
 #    partner scores). Prints documents/s and mentions/s of each. The default model is a tiny random CLIP built
 #    from tests/tiny_clip.py (no download); pass a Hub name for a real one. The sample's documents hold one
-#    mention each, so its couplings are trivial (p qᵀ).
-# 2. The GW solver alone on synthetic documents of n textual and n visual mentions: documents/s per n.
+#    mention each, so its couplings are trivial (p qᵀ, assigned without a solver).
+# 2. The GW solver alone on synthetic documents of n textual and n visual mentions: documents/s per n, POT one
+#    document at a time against the batched solver (Gan21-OT's default: POT's iterations on every document of one
+#    shape at once, the same plans), and whether their plans agree.
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from m3el_benchmark.evaluation.data import load_mentions  # noqa: E402
 from m3el_benchmark.evaluation.encoding import EncodingSettings  # noqa: E402
 from m3el_benchmark.evaluation.evaluate import evaluate_model  # noqa: E402
 from m3el_benchmark.evaluation.scoring import settings_for  # noqa: E402
-from m3el_benchmark.systems.gan21.coupling import CouplingConfig, gw_coupling  # noqa: E402
+from m3el_benchmark.systems.gan21.coupling import CouplingConfig, gw_coupling, gw_couplings  # noqa: E402
 from m3el_benchmark.systems.gan21.documents import group_documents  # noqa: E402
 from m3el_dataset.loading import resolve_source  # noqa: E402
 
@@ -46,7 +48,8 @@ class PerfGan21Arguments:
     text_format: str = field(default="M-S1", metadata={"help": "Mention text format."})
     repeats: int = field(default=3, metadata={"help": "Timed runs of each; the best is printed."})
     document_sizes: list[int] = field(default_factory=lambda: [2, 8, 32], metadata={"help": "n for the solver."})
-    documents: int = field(default=50, metadata={"help": "Synthetic documents per size."})
+    documents: int = field(default=200, metadata={"help": "Synthetic documents per size (batched solver)."})
+    pot_documents: int = field(default=10, metadata={"help": "Of those, timed with POT one at a time (slow)."})
 
 
 def _model_spec(args: PerfGan21Arguments, work: Path) -> str:
@@ -80,17 +83,23 @@ def time_sample(args: PerfGan21Arguments, work: Path) -> None:
 
 
 def time_solver(args: PerfGan21Arguments) -> None:
-    """Documents/s of `gw_coupling` on random documents of n textual and n visual 512-d mentions."""
-    print("\n| mentions per modality | GW couplings / s |")
-    print("|---:|---:|")
-    generator, config = torch.Generator().manual_seed(0), CouplingConfig()
+    """Documents/s of the GW couplings of random documents of n textual and n visual 512-d mentions: POT one
+    document at a time (on the first ``pot_documents``) and the batched solver (on all), and whether their plans
+    agree."""
+    print("\n| mentions per modality | POT, per document (documents / s) | batched (documents / s) | same plans |")
+    print("|---:|---:|---:|:---|")
+    generator = torch.Generator().manual_seed(0)
     for n in args.document_sizes:
         vectors = F.normalize(torch.randn(args.documents, 2, n, 512, generator=generator), dim=-1)
         pairs = [(texts, images) for texts, images in vectors]
         start = time.perf_counter()
-        for texts, images in pairs:
-            gw_coupling(texts, images, config)
-        print(f"| {n} | {args.documents / (time.perf_counter() - start):,.1f} |")
+        pot = [gw_coupling(texts, images, CouplingConfig()) for texts, images in pairs[: args.pot_documents]]
+        pot_rate = len(pot) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        batched = gw_couplings(pairs, CouplingConfig())
+        batched_rate = len(pairs) / (time.perf_counter() - start)
+        same = all(torch.allclose(a, b, rtol=0, atol=1e-12) for (a, _), (b, _) in zip(pot, batched, strict=False))
+        print(f"| {n} | {pot_rate:,.1f} | {batched_rate:,.1f} | {'yes' if same else 'NO'} |")
 
 
 def main(argv: list[str] | None = None) -> None:

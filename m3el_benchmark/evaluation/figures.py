@@ -1,10 +1,11 @@
 """From each mention's gold rank to the figures a run reports: metrics, n, bootstrap intervals and the nil policy.
 
 For every setting (task, text format) and every group (``all`` mentions, then each topic) a record carries the
-metrics of the ``m3el_accuracy`` core, the number of mentions scored (``num_mentions``: the n of the figure), a
-95 % bootstrap interval over those mentions for each metric (``ci95``, `m3el_accuracy.bootstrap`, seeded) and the
-policy that decided which mentions were scored (``nil_policy``). `paired_comparisons` adds each model's ACC minus a
-reference model's on the same mentions, with the paired bootstrap interval of the difference.
+metrics of the ``m3el_accuracy`` core (with ``micro_f1``, Gan et al.'s figure: equal to ACC, since every mention
+is linked), the number of mentions scored (``num_mentions``: the n of the figure), a 95 % bootstrap interval over
+those mentions for each metric (``ci95``, `m3el_accuracy.bootstrap`, seeded) and the policy that decided which
+mentions were scored (``nil_policy``). `paired_comparisons` adds each model's ACC minus a reference model's on the
+same mentions, with the paired bootstrap interval of the difference.
 
 The gold-absent policy (``nil_policy``) says what a mention whose gold is not among the entities it is ranked
 against (its candidates, or under the ``kb`` protocol the knowledge base: NIL mentions and QIDs the KB lacks) counts:
@@ -30,6 +31,7 @@ from ..m3el_accuracy.ranking_metrics import (
     DEFAULT_KS,
     NO_GOLD,
     compute_ranking_metrics_from_ranks,
+    micro_f1,
     per_mention_columns,
 )
 from .scoring import Setting
@@ -92,14 +94,16 @@ class SettingRanks:
 
 def _empty_metrics() -> dict[str, Any]:
     """The figures of a group with no mention left to score (every gold absent under ``exclude``)."""
-    return {**dict.fromkeys(INTERVAL_METRICS, float("nan")), "num_mentions": 0, "num_no_gold": 0}
+    return {**dict.fromkeys(INTERVAL_METRICS, float("nan")), "micro_f1": float("nan"), "num_mentions": 0,
+            "num_no_gold": 0}
 
 
 def _group_figures(ranks: np.ndarray, settings: FigureSettings) -> tuple[list[dict], dict[str, np.ndarray] | None]:
     """The metrics of each column of ``ranks (n, settings)`` and every metric's intervals, ``(settings, 2)``."""
     if not len(ranks):
         return [_empty_metrics() for _ in range(ranks.shape[1])], None
-    metrics = [compute_ranking_metrics_from_ranks(ranks[:, column]) for column in range(ranks.shape[1])]
+    metrics = [{**compute_ranking_metrics_from_ranks(ranks[:, column]), "micro_f1": micro_f1(ranks[:, column])}
+               for column in range(ranks.shape[1])]  # fmt: skip
     intervals = ranking_intervals(ranks, ks=DEFAULT_KS, n_resamples=settings.n_resamples,
                                   confidence=settings.confidence, seed=settings.seed)  # fmt: skip
     return metrics, intervals
@@ -129,6 +133,7 @@ def figure_records(
         for topic, selected, excluded, metrics, intervals in by_group:
             ci95 = {name: (values[column].tolist() if intervals is not None else [None, None])
                     for name, values in (intervals or dict.fromkeys(INTERVAL_METRICS)).items()}  # fmt: skip
+            ci95["micro_f1"] = ci95["accuracy"]  # every mention is linked, so micro-F1 is ACC (`micro_f1`)
             records.append({**base, "topic": topic, **metrics[column], "nil_policy": figure_settings.nil_policy,
                             "num_excluded": excluded, "ci95": ci95,
                             "missing_candidate_scores": int(missing_scores[selected, column].sum()),

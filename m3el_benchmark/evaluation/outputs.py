@@ -21,6 +21,7 @@ from typing import Any
 
 from .evaluate import ModelEvaluation
 from .figures import FigureSettings, paired_comparisons
+from .micro_f1_table import build_micro_f1_table
 from .plots import CHART_FORMATS, plot_task_table
 from .report_html import REPORT_FILE, write_report
 from .results import build_results, model_index_results, write_results
@@ -79,6 +80,8 @@ def write_outputs(
     results = build_results(evaluations, skipped, run, datasets, figures.describe(), comparisons)
     write_results(results, staging / RESULTS_FILE)
     tables = build_tables(results["results"], layout, results["comparisons"], results["uncertainty"])
+    tables += [table for table in [build_micro_f1_table(results["results"], layout)] if table is not None]
+    _add_system_notes(results["models"], tables)
     write_tables(tables, staging / TABLES_DIR)
     task_tables = [table for table in tables if table.name == "tasks"]  # one-dataset runs only
     if evaluations and task_tables:
@@ -88,6 +91,17 @@ def write_outputs(
     (staging / MODEL_INDEX_FILE).write_text(json.dumps(model_index, indent=2) + "\n", encoding="utf-8")
     _replace_outputs(staging, output_dir)
     return results, tables
+
+
+def _add_system_notes(models: Sequence[dict[str, Any]], tables: Sequence[Table]) -> None:
+    """Under each table with a row of a document-level system, that system's ``note`` per dataset (Gan21-OT: its
+    weights and where they were chosen), from the model's ``system`` entry of ``results.json``."""
+    for model in models:
+        systems = model.get("system", {}).items()
+        notes = [f"{model['name']} on {dataset}: {entry['note']}." for dataset, entry in systems if entry.get("note")]
+        for table in tables:
+            if any(row.label == model["name"] for row in table.rows):
+                table.notes += notes
 
 
 def _replace_outputs(staging: Path, output_dir: Path) -> None:
@@ -112,7 +126,7 @@ def mention_text_rule(run: dict[str, Any]) -> str:
 
 def summary(results: dict[str, Any], tables: Sequence[Table], layout: TableLayout, output_dir: str | Path) -> str:
     """The text printed at the end of a run: headline tables, the work done per model, skipped models."""
-    shown = {f"table4_{layout.headline_task}", "table5", "tasks", "topics", "comparison"}
+    shown = {f"table4_{layout.headline_task}", "table5", "tasks", "topics", "comparison", "micro_f1"}
     lines = [table.to_markdown() for table in tables if table.name in shown or table.name.startswith("ranking_")]
     lines.append("**Work per model** (each unique input is encoded once: pass ratio 1.0)\n")
     lines.append(f"Mention texts, every model alike: {mention_text_rule(results['run'])}.\n")

@@ -338,6 +338,11 @@ def build_tables(
     tables += [comparison] if comparison is not None else []
     for table in tables:
         if not table.show_intervals:
-            table.notes.append(f"n: mentions scored. Each figure's 95 % bootstrap interval over mentions is in "
-                               f"{table.name}.csv, {table.name}.tex and results.json.")  # fmt: skip
+            table.notes.append(interval_note(table.name))
     return tables
+
+
+def interval_note(name: str) -> str:
+    """The note under a table whose cells show no interval: where the intervals of table ``name`` are."""
+    return f"n: mentions scored. Each figure's 95 % bootstrap interval over mentions is in {name}.csv, {name}.tex " \
+           "and results.json."

@@ -359,6 +359,8 @@ def micro_f1(ranks: Any, predicted: Any = None) -> float:
     if not correct:
         return 0.0
     precision, recall = correct / int(np.count_nonzero(linked)), correct / len(ranks)
+    if precision == recall:  # every mention linked: Top-1 exactly, without the rounding of the harmonic mean
+        return recall
     return 2 * precision * recall / (precision + recall)
 
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from .batched_gw import fused_gw_batch
+
 logger = logging.getLogger(__name__)
+
+SOLVERS = ("batched", "pot")
 
 
 @dataclass
@@ -30,14 +35,21 @@ class CouplingConfig:
         max_iter (`int`, *optional*, defaults to 1000): outer iterations of the solver.
         tol (`float`, *optional*, defaults to 1e-6): its stopping tolerance (POT's 1e-9 is about 10x slower and
             changes no argmax in `benchmark/perf/perf_gan21.py`'s documents).
+        solver (`str`, *optional*, defaults to ``"batched"``): ``"batched"`` runs POT's iterations on every document
+            of one shape at once (`batched_gw`, same plans); ``"pot"`` calls POT once per document.
+        batch_size (`int`, *optional*, defaults to 1024): documents per batch of the batched solver.
     """
 
     alpha: float = 0.5
     epsilon: float = 0.05
     max_iter: int = 1000
     tol: float = 1e-6
+    solver: str = "batched"
+    batch_size: int = 1024
 
     def __post_init__(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"GW solver {self.solver!r} is unknown; choose one of {', '.join(SOLVERS)}.")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"GW alpha must lie in [0, 1], got {self.alpha}.")
         if self.epsilon <= 0:
@@ -56,9 +68,14 @@ def import_ot():
 
 def cosine_costs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """``1 - cos`` between the rows of ``left (n, d)`` and ``right (m, d)``."""
+    return batched_cosine_costs(left, right)
+
+
+def batched_cosine_costs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``1 - cos`` between the rows of ``left (..., n, d)`` and ``right (..., m, d)``."""
     left = torch.nn.functional.normalize(left, dim=-1)
     right = torch.nn.functional.normalize(right, dim=-1)
-    return 1.0 - left @ right.T
+    return 1.0 - left @ right.transpose(-1, -2)
 
 
 def product_coupling(n: int, m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -66,9 +83,45 @@ def product_coupling(n: int, m: int, dtype: torch.dtype = torch.float64) -> torc
     return torch.full((n, m), 1.0 / (n * m), dtype=dtype)
 
 
+def _checked(plan: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``plan``, or on a solver failure (a NaN or empty plan) the product coupling, and whether it succeeded."""
+    if not torch.isfinite(plan).all() or plan.sum() <= 0:
+        return product_coupling(*plan.shape), False
+    return plan, True
+
+
+def gw_couplings(
+    documents: Sequence[tuple[torch.Tensor, torch.Tensor]], config: CouplingConfig
+) -> list[tuple[torch.Tensor, bool]]:
+    """`gw_coupling` of each ``(texts, images)`` document; with the ``batched`` solver the documents of one shape
+    are solved together (`batched_gw`), ``batch_size`` at a time."""
+    if config.solver == "pot":
+        return [gw_coupling(texts, images, config) for texts, images in documents]
+    found: list[tuple[torch.Tensor, bool] | None] = [None] * len(documents)
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for index, (texts, images) in enumerate(documents):
+        n, m = len(texts), len(images)
+        if n == 1 or m == 1:
+            found[index] = product_coupling(n, m), True
+        else:
+            shapes.setdefault((n, m), []).append(index)
+    for indices in shapes.values():
+        for start in range(0, len(indices), config.batch_size):
+            chunk = indices[start : start + config.batch_size]
+            texts = torch.stack([documents[i][0] for i in chunk]).double()
+            images = torch.stack([documents[i][1] for i in chunk]).double()
+            plans = fused_gw_batch(batched_cosine_costs(texts, images), batched_cosine_costs(texts, texts),
+                                   batched_cosine_costs(images, images), config.alpha, config.epsilon,
+                                   config.max_iter, config.tol)  # fmt: skip
+            for i, plan in zip(chunk, plans, strict=True):
+                found[i] = _checked(plan)
+    return found
+
+
 def gw_coupling(texts: torch.Tensor, images: torch.Tensor, config: CouplingConfig) -> tuple[torch.Tensor, bool]:
     """The coupling ``(n, m)`` of textual mention vectors ``(n, d)`` and visual ones ``(m, d)``, float64, and whether
-    the solver succeeded (on failure, a NaN plan, the product coupling is returned)."""
+    the solver succeeded (on failure, a NaN plan, the product coupling is returned). POT's solver, one document;
+    `gw_couplings` solves many."""
     n, m = len(texts), len(images)
     if n == 1 or m == 1:
         return product_coupling(n, m), True
@@ -82,9 +135,7 @@ def gw_coupling(texts: torch.Tensor, images: torch.Tensor, config: CouplingConfi
             cosine_costs(texts, images), *costs, p, q, epsilon=config.epsilon, alpha=config.alpha,
             max_iter=config.max_iter, tol=config.tol,
         )  # fmt: skip
-    if not torch.isfinite(plan).all() or plan.sum() <= 0:
-        return product_coupling(n, m), False
-    return plan, True
+    return _checked(plan)
 
 
 def gw_value(texts: torch.Tensor, images: torch.Tensor, config: CouplingConfig) -> torch.Tensor:

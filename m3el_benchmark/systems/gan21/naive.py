@@ -71,9 +71,11 @@ class Gan21NaiveStep(DocumentStep):
     def describe(self) -> dict:
         """What the results record: the step, its text format and the documents (no weights, no coupling)."""
         described = super().describe()
-        return {
-            key: value for key, value in described.items() if key not in ("lambda_t", "lambda_v", "rule", "coupling")
-        }
+        note = (f"{self.name} links each visual mention among its document's textual top-1 predictions (Tm-Te, "
+                f"{self.config.text_format}); its textual figures are the plain model's; Top-k beyond "
+                "those predictions is not meaningful")  # fmt: skip
+        weights = ("lambda_t", "lambda_v", "rule", "coupling")
+        return {**{key: value for key, value in described.items() if key not in weights}, "note": note}
 
     def adjust(
         self, setting: Setting, batch: torch.Tensor, scores: torch.Tensor, entities: EntityColumns

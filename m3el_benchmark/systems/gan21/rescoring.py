@@ -29,7 +29,7 @@ from m3el_dataset.constants import parse_task
 
 from ...evaluation.data import KnowledgeBase, MentionTable
 from ...evaluation.scoring import NO_FORMAT, CandidateScorer, EntityColumns, Setting
-from .coupling import CouplingConfig, gw_coupling
+from .coupling import CouplingConfig, gw_couplings
 from .documents import Documents, document_report, group_documents
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class Gan21JointStep(DocumentStep):
         self.partner_images: dict[str, torch.Tensor] = {}  # text format -> (N, v, d): for Tm settings
         self.partner_texts: torch.Tensor | None = None  # (N, v, d): for Im settings
         self.solver_failures = 0
+        self.default_weights = {"lambda_t": self.config.lambda_t, "lambda_v": self.config.lambda_v}
+        self.selection: dict = {}  # how the weights were chosen (`selection.select_on_validation`)
 
     def fit(self, scorer) -> None:
         """Compute the coupling of every document and each mention's partner vectors."""
@@ -141,6 +143,7 @@ class Gan21JointStep(DocumentStep):
         sides, mentions = mention_side(scorer), scorer.mentions
         every = torch.arange(len(mentions))
         images = sides.mention_vectors(Setting("Im-Ie", NO_FORMAT), every)
+        self.solver_failures = 0  # of this fit (one dataset)
         for text_format in self.formats:
             texts = sides.mention_vectors(Setting("Tm-Te", text_format), every)
             to_image, to_text = self._partners(mentions, texts, images)
@@ -152,6 +155,15 @@ class Gan21JointStep(DocumentStep):
                            "coupling. Raise epsilon.", self.name, self.solver_failures)  # fmt: skip
         self.report["gw_solver_failures"] = self.solver_failures
 
+    def describe(self) -> dict:
+        """The step's settings and documents, how its weights were chosen, and a one-line ``note`` for the tables."""
+        selection = self.selection or {"weights_chosen_on": "none: weights as configured"}
+        grid = selection.get("weight_grid")
+        note = (f"{self.name} weights lambda_t = {self.config.lambda_t}, lambda_v = {self.config.lambda_v} "
+                f"({self.config.rule} rule); chosen on: {selection['weights_chosen_on']}"
+                + (f", from the grid {{{', '.join(map(str, grid))}}}" if grid else ""))  # fmt: skip
+        return {**super().describe(), **selection, "note": note}
+
     def _partners(
         self, mentions: MentionTable, texts: torch.Tensor, images: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,15 +173,26 @@ class Gan21JointStep(DocumentStep):
             raise ValueError("Gan21 rule 'soft' needs single-vector embeddings (not BLIP-2's); use rule 'hard'.")
         finite = lambda vectors: ~torch.isnan(vectors).flatten(1).any(dim=1)  # noqa: E731
         has_text, has_image = finite(texts), finite(images)
+        documents, single = [], ([], [], [], [])  # single: one text and one image, the coupling is 1
         for rows in self.documents.members():
             text_rows = rows[has_text[rows].numpy()]
             first: dict[str, int] = {}  # a visual mention = a distinct image, represented by its first row
             for row in rows[has_image[rows].numpy()]:
                 first.setdefault(mentions.mention_images[row], int(row))
-            image_rows = np.asarray(list(first.values()), dtype=np.int64)
-            if len(text_rows) == 0 or len(image_rows) == 0:
-                continue
-            plan, solved = gw_coupling(texts[text_rows, 0], images[image_rows, 0], self.config.coupling)
+            if len(text_rows) == 1 and len(first) == 1:
+                (image_row,) = first.values()
+                with_image = [int(row) for row in rows if mentions.mention_images[row] in first]
+                single[0].append(int(text_rows[0]))
+                single[1].append(image_row)
+                single[2].extend(with_image)
+                single[3].extend([int(text_rows[0])] * len(with_image))
+            elif len(text_rows) and first:
+                documents.append((rows, text_rows, first, np.asarray(list(first.values()), dtype=np.int64)))
+        to_image[single[0]], to_text[single[2]] = images[single[1]], texts[single[3]]
+        pairs = [(texts[text_rows, 0], images[image_rows, 0]) for _, text_rows, _, image_rows in documents]
+        for (rows, text_rows, first, image_rows), (plan, solved) in zip(
+            documents, gw_couplings(pairs, self.config.coupling), strict=True
+        ):
             self.solver_failures += not solved
             column = {key: j for j, key in enumerate(first)}
             of_row = [column.get(mentions.mention_images[row]) for row in rows]

@@ -6,15 +6,16 @@ text mentions, encoded images) is the third term, differentiable through POT's t
 The paper weighs the three equally; ``gw_weight`` (spec: 0.1 if the graphs collapse) is logged with the terms.
 The loop is accelerate's (`Accelerator.prepare`, ``backward``) and saves its state with `Accelerator.save_state`;
 the benchmark's CLIP-ND trainer (`m3el_benchmark.training`) is not reused, since its batches are mention pairs,
-not documents.
+not documents. `document_data.load_gan21_documents` reads the documents of a converted dataset folder.
 
-    documents = [Gan21Document(...), ...]
+    documents = [Gan21Document(...), ...]  # or load_gan21_documents("data/m3el", adapter)
     history = train_gan21(Gan21Model(Gan21HeadsConfig()), documents, Gan21TrainingArguments(output_dir="out"))
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 class Gan21Document:
     """One document's training inputs: frozen text features of its n textual mentions ``(n, f)`` and of their
     candidates ``(n, c, f)`` with gold indices ``(n,)``; its m images ``(m, 3, H, W)``, their candidates' images
-    ``(m, k, 3, H, W)`` and gold indices ``(m,)`` (-1: no gold)."""
+    ``(m, k, 3, H, W)`` and gold indices ``(m,)`` (-1: no gold). ``text_mask (n, c)`` and ``image_mask (m, k)``
+    mark the real candidates where rows are padded (`None`: all are); a padded candidate scores -inf."""
 
     mention_features: torch.Tensor
     candidate_features: torch.Tensor
@@ -40,6 +42,17 @@ class Gan21Document:
     images: torch.Tensor
     candidate_images: torch.Tensor
     image_gold: torch.Tensor
+    text_mask: torch.Tensor | None = None
+    image_mask: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Gan21Document:
+        """The document with every tensor on ``device``."""
+        moved = {name: None if value is None else value.to(device) for name, value in vars(self).items()}
+        return Gan21Document(**moved)
+
+
+def _masked(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
 
 
 @dataclass
@@ -87,20 +100,20 @@ class Gan21Model(nn.Module):
         self.visual = VisualEncoder(config)
 
     def forward(self, document: Gan21Document, args: Gan21TrainingArguments) -> Gan21Output:
-        text_scores = self.text(document.mention_features, document.candidate_features)
+        text_scores = _masked(self.text(document.mention_features, document.candidate_features), document.text_mask)
         ranking = margin_ranking_loss(text_scores, document.text_gold, args.ranking_margin)
         m, k = document.candidate_images.shape[:2]
         visual = self.visual(torch.cat([document.images, document.candidate_images.flatten(0, 1)]))
         mentions, candidates = visual[:m], visual[m:].view(m, k, -1)
-        triplet = triplet_loss(torch.einsum("md,mkd->mk", mentions, candidates), document.image_gold,
-                               args.triplet_margin)  # fmt: skip
+        image_scores = _masked(torch.einsum("md,mkd->mk", mentions, candidates), document.image_mask)
+        triplet = triplet_loss(image_scores, document.image_gold, args.triplet_margin)
         texts = self.text.embed_mentions(document.mention_features)
         gw = gw_value(texts.double(), mentions.double(), args.coupling).float()
         return Gan21Output(ranking + triplet + args.gw_weight * gw, ranking, triplet, gw)
 
 
 def train_gan21(
-    model: Gan21Model, documents: list[Gan21Document], args: Gan21TrainingArguments
+    model: Gan21Model, documents: Sequence[Gan21Document], args: Gan21TrainingArguments
 ) -> list[dict[str, float]]:
     """Train ``model`` on ``documents`` for ``args.epochs``; return each epoch's mean of the three terms and the
     total, and save the accelerate state to ``<output_dir>/checkpoint-<steps>``."""
@@ -115,8 +128,7 @@ def train_gan21(
         model.train()
         sums = {"loss": 0.0, "ranking_loss": 0.0, "triplet_loss": 0.0, "gw_loss": 0.0}
         for document in documents:
-            moved = Gan21Document(*(tensor.to(accelerator.device) for tensor in vars(document).values()))
-            output = model(moved, args)
+            output = model(document.to(accelerator.device), args)
             accelerator.backward(output.loss)
             optimizer.step()
             optimizer.zero_grad()
