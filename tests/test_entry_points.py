@@ -57,3 +57,52 @@ def test_every_flag_has_a_help_string():
 
     for arguments in (ModelArguments, DataArguments, TrainingArguments, BenchmarkArguments):
         assert [f.name for f in fields(arguments) if not f.metadata.get("help")] == [], arguments.__name__
+
+
+def _help_defaults(help_text: str) -> dict[str, str]:
+    """``{flag: the text inside its '(default: …)'}`` read off an argparse help page."""
+    defaults, flag, words = {}, None, []
+    for line in help_text.splitlines() + ["  --end"]:
+        if line.startswith("  -"):
+            if flag and "(default: " in " ".join(words):
+                defaults[flag] = " ".join(words).rsplit("(default: ", 1)[1].rsplit(")", 1)[0]
+            names = [name.strip(",") for name in line.split() if name.startswith("--")]
+            flag, words = (names[0] if names else None), line.split()
+        else:
+            words += line.split()
+    return defaults
+
+
+def test_train_help_shows_the_arguments_a_bare_run_resolves(capsys, monkeypatch):
+    """Every flag of ``m3el-train --help`` states the value a bare ``m3el-train`` runs with."""
+    from dataclasses import fields
+
+    monkeypatch.setenv("COLUMNS", "2000")  # no wrapping inside values
+
+    resolved = train.parse_arguments([])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--help"])
+    shown = _help_defaults(capsys.readouterr().out)
+    checked = 0
+    for arguments in resolved:
+        for field in fields(arguments):
+            if f"--{field.name}" in shown:
+                assert shown[f"--{field.name}"] == str(getattr(arguments, field.name)), field.name
+                checked += 1
+    assert checked >= 40 and shown["--dataset"] == "sample" and shown["--task"] == "ITm-ITe"
+
+
+def test_benchmark_help_states_every_value_a_bare_run_resolves(capsys, monkeypatch):
+    """Every flag of ``m3el-benchmark --help`` states the value a bare run resolves (the bundled config's)."""
+    from dataclasses import fields
+
+    monkeypatch.setenv("COLUMNS", "2000")
+
+    resolved = run.parse_arguments([])
+    with pytest.raises(SystemExit):
+        run.parse_arguments(["--help"])
+    shown = _help_defaults(capsys.readouterr().out)
+    compared = [f.name for f in fields(resolved) if f"--{f.name}" in shown]
+    assert len(compared) >= 15
+    for name in compared:
+        assert shown[f"--{name}"] == " ".join(str(getattr(resolved, name)).split()), name
