@@ -8,12 +8,17 @@ on the whole score matrix at once: it must not move with the library code it che
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from m3el_benchmark.evaluation import kb_ranking
+from m3el_benchmark.evaluation import kb_counting, kb_ranking
+from m3el_benchmark.evaluation.kb_counting import count_at_least_gold, tie_bounds
 from m3el_benchmark.evaluation.kb_ranking import KBKeys, KBRankingSettings, count_above_gold, kb_scores
 from m3el_benchmark.m3el_accuracy.ranking_metrics import NO_GOLD, compute_ranking_metrics_from_ranks, ranks_from_counts
 
@@ -80,6 +85,8 @@ def test_counts_equal_the_original_rule(vectors, backend, chunk_size):
     for name, ours, theirs in zip(("n_higher", "n_equal", "n_missing"), counts, expected, strict=True):
         assert ours.tolist() == theirs.tolist(), name
     assert figures(counts, gold) == figures(expected, gold)
+    n_at_least, n_missing = count_at_least_gold(queries, KBKeys(keys, settings), gold, settings)
+    assert n_at_least.tolist() == (expected[0] + expected[1]).tolist() and n_missing.tolist() == expected[2].tolist()
     assert counts[1][10] == len(keys) - 1 - 5 - 1  # the zero mention ties every scored entity; NaN ones are -inf
 
 
@@ -120,9 +127,44 @@ def test_faiss_falls_back_to_exact_counts_where_its_top_k_cannot_decide():
     assert 0 < stats["decided_by_top_k"] < len(queries)  # random mentions need the exact count
 
 
-def test_auto_backend_and_settings_are_checked():
-    assert KBRankingSettings().resolved_backend() in ("torch", "faiss")
+def test_settings_are_checked(monkeypatch):
+    assert KBRankingSettings().backend == "torch"
+    monkeypatch.setattr(kb_counting.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match=r"m3el\[faiss\]"):
+        KBRankingSettings(backend="faiss")
     with pytest.raises(ValueError, match="backend"):
         KBRankingSettings(backend="annoy")
     with pytest.raises(ValueError, match="top_k"):
         KBRankingSettings(top_k=0)
+    with pytest.raises(ValueError, match="mention_batch"):
+        KBRankingSettings(mention_batch=0)
+
+
+def test_tie_bounds_are_the_tolerance_rule_to_the_last_bit():
+    """Scores a few float32 steps either side of ``g - tolerance`` tie exactly when ``|s - g| <= tolerance``."""
+    gold = torch.rand(20000, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    low, high = tie_bounds(gold, TOLERANCE)
+    assert high.tolist() == (gold + TOLERANCE).tolist()
+    scores = gold - torch.tensor(TOLERANCE)
+    for step in range(8):
+        assert ((scores >= low) == ((scores - gold).abs() <= TOLERANCE)).all(), step
+        scores = torch.nextafter(scores, torch.tensor(float("inf")))
+    for step in range(8):
+        scores = torch.nextafter(scores, torch.tensor(float("-inf")))
+        assert ((scores >= low) == ((scores - gold).abs() <= TOLERANCE)).all(), step
+
+
+def test_perf_kb_methods_give_identical_figures(capsys, monkeypatch):
+    """`benchmark/perf/perf_kb.py`'s methods rank alike (its goals are about time only when the figures agree)."""
+    pytest.importorskip("faiss")
+    path = Path(__file__).resolve().parents[1] / "benchmark" / "perf" / "perf_kb.py"
+    spec = importlib.util.spec_from_file_location("perf_kb", path)
+    perf_kb = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "perf_kb", perf_kb)  # its dataclass looks its module up there
+    spec.loader.exec_module(perf_kb)
+    argv = ["--mentions", "300", "--kb_size", "3000", "--dim", "32", "--batch_size", "64", "--chunk_size", "700",
+            "--repeats", "1"]  # fmt: skip
+    assert perf_kb.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "identical figures (H@k; MR and MRR where a method has them): yes" in printed
+    assert "project / plain torch:" in printed and "project / FAISS top-20:" in printed

@@ -174,7 +174,8 @@ def evaluate_model(
             scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
         if joint is not None:
             joint.fit(scorer)
-        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc)
+        batch_size = encoding.batch_size if kb is None else kb_settings.mention_batch  # a KB tile wants more rows
+        figures = rank_mentions(scorer, settings, accelerator, batch_size, desc)
         ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
     base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
     records = figure_records(base, settings, figures, mentions.topics, figure_settings)

@@ -1,6 +1,6 @@
 """Whole-knowledge-base ranking (the ``kb`` protocol): every mention against every entity of the ``kb`` config.
 
-The gold's rank is counted, never sorted (`kb_counting.count_above_gold`: one fused pass per mention-batch x
+The gold's rank is counted, never sorted (`kb_counting.count_at_least_gold`: one fused pass per mention-batch x
 entity-chunk tile, or FAISS's top-k where it decides the rank, the same counts either way), in memory bounded by
 one tile whatever the KB size; `ranks_from_counts` turns the counts into ranks for the ``m3el_accuracy`` core. The
 KB side's embeddings (Te, Ie or ITe, as the task says) are put together once per entity modality from the
@@ -27,6 +27,7 @@ from .kb_counting import (
     KBKeys,
     KBRankingSettings,
     count_above_gold,
+    count_at_least_gold,
     count_exactly,
     kb_scores,
     kb_scores_pairwise,
@@ -40,6 +41,7 @@ __all__ = [
     "KBRankingSettings",
     "KBScorer",
     "count_above_gold",
+    "count_at_least_gold",
     "count_exactly",
     "kb_scores",
     "kb_scores_pairwise",
@@ -96,8 +98,8 @@ class KBScorer:
         if modality not in self._keys:
             self._keys[modality] = KBKeys(self.entity_vectors(setting), self.settings)
         keys = self._keys[modality]
-        n_higher, n_equal, n_missing = count_above_gold(mention, keys, gold, self.settings, adjust)
-        ranks = torch.from_numpy(ranks_from_counts(n_higher.numpy(), n_equal.numpy()))
+        n_at_least, n_missing = count_at_least_gold(mention, keys, gold, self.settings, adjust)
+        ranks = torch.from_numpy(ranks_from_counts(n_at_least.numpy(), np.zeros_like(n_at_least.numpy())))
         mention_missing = torch.isnan(mention).flatten(1).all(dim=1)
         ranks = torch.where(mention_missing, torch.tensor(len(self.kb) + 1), ranks)
         ranks = torch.where(gold == NO_GOLD, torch.tensor(NO_GOLD), ranks)
