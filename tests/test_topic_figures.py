@@ -27,6 +27,7 @@ def random_figures(seed: int, n: int = 400) -> tuple[np.ndarray, list[str]]:
 
 def comparable(record: dict) -> dict:
     """The record without its topic, NaN made comparable."""
+
     def clean(value):
         if isinstance(value, float) and math.isnan(value):
             return "nan"
@@ -52,4 +53,3 @@ def test_each_topic_record_is_the_all_record_of_its_mentions(policy, seed):
         alone = [record for record in alone if record["topic"] == ALL_TOPICS]
         mine = [record for record in records if record["topic"] == topic]
         assert [comparable(r) for r in mine] == [comparable(r) for r in alone], topic
-

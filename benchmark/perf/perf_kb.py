@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +49,14 @@ KS = (1, 3, 5, 10, 20)
 class PerfKBArguments:
     """What to time."""
 
-    mentions: int = 10_000
-    kb_size: int = 100_000
-    dim: int = 512
-    batch_size: int = 1024
-    chunk_size: int = 16384
-    repeats: int = 2
-    threads: int = 0
-    seed: int = 0
+    mentions: int = field(default=10_000, metadata={"help": "Mentions ranked."})
+    kb_size: int = field(default=100_000, metadata={"help": "KB entities."})
+    dim: int = field(default=512, metadata={"help": "Embedding width (512: CLIP ViT-B/32)."})
+    batch_size: int = field(default=1024, metadata={"help": "Mentions per tile (KBRankingSettings.mention_batch)."})
+    chunk_size: int = field(default=16384, metadata={"help": "KB entities per tile."})
+    repeats: int = field(default=2, metadata={"help": "Rounds of every method; the best time is kept."})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the synthetic vectors."})
 
 
 def synthetic(args: PerfKBArguments) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

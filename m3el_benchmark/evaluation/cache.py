@@ -191,8 +191,9 @@ class EmbeddingCache:
             return index
         index = index.with_shards(added, kept)
         try:
-            self._write_atomically(folder, INDEX_NAME, lambda stream: np.savez(
-                stream, hashes=index.hashes, shards=index.shards, rows=index.rows, names=np.asarray(index.names)))
+            columns = {"hashes": index.hashes, "shards": index.shards, "rows": index.rows}
+            columns["names"] = np.asarray(index.names)
+            self._write_atomically(folder, INDEX_NAME, lambda stream: np.savez(stream, **columns))
         except OSError as error:  # a read-only cache still answers from the shards
             logger.info("Could not rewrite the embedding cache index of %s (%s); it is rebuilt next time.", folder,
                         error)  # fmt: skip

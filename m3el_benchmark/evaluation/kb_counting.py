@@ -144,7 +144,7 @@ class KBKeys:
 
     Args:
         keys (`torch.Tensor`): ``(num_keys, k, d)`` entity vectors.
-        settings (`KBRankingSettings`): the backend and, for FAISS, nothing else to decide.
+        settings (`KBRankingSettings`): its ``backend`` decides whether a FAISS index is built.
         device (`torch.device`, *optional*): where the fused pass runs; defaults to CUDA when available, else CPU.
     """
 
