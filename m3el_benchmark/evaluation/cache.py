@@ -23,6 +23,7 @@ a temporary file left by a killed run is removed once it is older than `ORPHAN_S
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..baselines.base import ModelInfo
-from .npz_rows import stored_arrays
+from .npz_rows import open_stored, stored_arrays, stored_layouts
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +89,21 @@ def key_hashes(keys: Sequence[str]) -> np.ndarray:
 
 class KeyIndex:
     """Key hashes sorted, with their shard (a number into ``names``) and row: the lookup table of one kind's
-    folder. The arrays may be memory maps of the index file: a lookup then reads a few pages per key."""
+    folder. The arrays may be memory maps of the index file: a lookup then reads a few pages per key. ``layouts``
+    says where each shard's ``keys`` and ``embeddings`` lie in its file (JSON, ``""`` if unknown), so a lookup
+    opens them without parsing the archive (shards are never rewritten: their names are fresh UUIDs)."""
 
-    def __init__(self, hashes: np.ndarray, shards: np.ndarray, rows: np.ndarray, names: list[str]):
-        self.hashes, self.shards, self.rows, self.names = hashes, shards, rows, names
+    def __init__(self, hashes: np.ndarray, shards: np.ndarray, rows: np.ndarray, names: list[str], layouts: list[str]):
+        self.hashes, self.shards, self.rows, self.names, self.layouts = hashes, shards, rows, names, layouts
 
     @classmethod
-    def build(cls, hashes: np.ndarray, shards: np.ndarray, rows: np.ndarray, names: list[str]) -> KeyIndex:
+    def build(cls, hashes, shards, rows, names: list[str], layouts: list[str]) -> KeyIndex:
         order = np.argsort(hashes, kind="stable")
-        return cls(hashes[order], shards[order], rows[order], names)
+        return cls(hashes[order], shards[order], rows[order], names, layouts)
 
     @classmethod
     def empty(cls) -> KeyIndex:
-        return cls(np.zeros(0, dtype="<u8"), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), [])
+        return cls(np.zeros(0, dtype="<u8"), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), [], [])
 
     def find(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(positions of the requested hashes found, their index entries)``: one binary search each."""
@@ -113,18 +116,20 @@ class KeyIndex:
         """``(shards, rows)`` of the index entries ``at``."""
         return np.asarray(self.shards[at]), np.asarray(self.rows[at])
 
-    def with_shards(self, added: dict[str, np.ndarray], kept: set[str]) -> KeyIndex:
-        """This index restricted to the shards ``kept``, plus the ``added`` shards' key hashes."""
+    def with_shards(self, added: dict[str, tuple[np.ndarray, str]], kept: set[str]) -> KeyIndex:
+        """This index restricted to the shards ``kept``, plus the ``added`` shards' (key hashes, layout)."""
         names = [name for name in self.names if name in kept] + sorted(added)
+        layouts = [layout for name, layout in zip(self.names, self.layouts, strict=True) if name in kept]
+        layouts += [added[name][1] for name in sorted(added)]
         number = {name: i for i, name in enumerate(names)}
         old = np.array([number.get(name, -1) for name in self.names], dtype=np.int32)
         shards = np.asarray(self.shards)
         keep = old[shards] >= 0 if len(shards) else np.zeros(0, dtype=bool)
         parts = [(np.asarray(self.hashes)[keep], old[shards[keep]], np.asarray(self.rows)[keep])]
         for name in sorted(added):
-            hashes = added[name]
+            hashes = added[name][0]
             parts.append((hashes, np.full(len(hashes), number[name], dtype=np.int32), np.arange(len(hashes))))
-        return KeyIndex.build(*(np.concatenate(column) for column in zip(*parts, strict=True)), names)
+        return KeyIndex.build(*(np.concatenate(column) for column in zip(*parts, strict=True)), names, layouts)
 
 
 class EmbeddingCache:
@@ -156,7 +161,7 @@ class EmbeddingCache:
         for shard in np.unique(shards):
             mine = shards == shard
             path = folder / f"{index.names[shard]}.npz"
-            vectors = self._read_rows(path, rows[mine], [keys[i] for i in wanted[mine]])
+            vectors = self._read_rows(path, index.layouts[shard], rows[mine], [keys[i] for i in wanted[mine]])
             found.update(vectors if vectors is not None else {})
         return found
 
@@ -183,16 +188,16 @@ class EmbeddingCache:
         on_disk, index = self._shards(folder), self._read_index(folder)
         added = {}
         for name in sorted(set(on_disk) - set(index.names)):
-            stored = self._read_whole(on_disk[name], lambda data: key_hashes(data["keys"].tolist()))
-            if stored is not None:
-                added[name] = stored
+            hashes = self._read_whole(on_disk[name], lambda data: key_hashes(data["keys"].tolist()))
+            if hashes is not None:
+                added[name] = hashes, self._layout(on_disk[name])
         kept = {name for name in index.names if (folder / f"{name}.npz").exists()}
         if not added and len(kept) == len(index.names):
             return index
         index = index.with_shards(added, kept)
         try:
             columns = {"hashes": index.hashes, "shards": index.shards, "rows": index.rows}
-            columns["names"] = np.asarray(index.names)
+            columns.update(names=np.asarray(index.names, dtype=str), layouts=np.asarray(index.layouts, dtype=str))
             self._write_atomically(folder, INDEX_NAME, lambda stream: np.savez(stream, **columns))
         except OSError as error:  # a read-only cache still answers from the shards
             logger.info("Could not rewrite the embedding cache index of %s (%s); it is rebuilt next time.", folder,
@@ -205,24 +210,40 @@ class EmbeddingCache:
         if not path.exists():
             return KeyIndex.empty()
         try:
-            columns = stored_arrays(path, ("hashes", "shards", "rows", "names"))
+            columns = stored_arrays(path, ("hashes", "shards", "rows", "names", "layouts"))
             if len({len(columns[name]) for name in ("hashes", "shards", "rows")}) != 1:
                 raise ValueError("its columns differ in length")
-            return KeyIndex(columns["hashes"], columns["shards"], columns["rows"], columns["names"].tolist())
+            names, layouts = columns["names"].tolist(), columns["layouts"].tolist()
+            if len(names) != len(layouts):
+                raise ValueError("its shard names and layouts differ in length")
+            return KeyIndex(columns["hashes"], columns["shards"], columns["rows"], names, layouts)
         except _UNREADABLE as error:
             logger.warning("Rebuilding the unreadable embedding cache index %s (%s: %s) from its shards.", path,
                            type(error).__name__, error)  # fmt: skip
             path.unlink(missing_ok=True)
             return KeyIndex.empty()
 
-    def _read_rows(self, shard: Path, rows: np.ndarray, keys: list[str]) -> dict[str, np.ndarray] | None:
+    @staticmethod
+    def _layout(shard: Path) -> str:
+        """Where ``shard``'s arrays lie (JSON), or ``""`` if it cannot say (compressed, or unreadable: the lookup
+        then parses the archive and reports the damage)."""
+        try:
+            layouts = stored_layouts(shard, ("keys", "embeddings"))
+        except _UNREADABLE:
+            return ""
+        return json.dumps(layouts) if layouts is not None else ""
+
+    def _read_rows(self, shard: Path, layout: str, rows: np.ndarray, keys: list[str]) -> dict[str, np.ndarray] | None:
         """The embeddings of ``keys`` at ``rows`` of ``shard`` whose stored key matches (read through a memory map),
         or `None` if the shard is gone (merged by another run: computed again) or damaged (discarded)."""
         if not shard.exists():
             return None
         order = np.argsort(rows)  # ascending rows: sequential reads
         try:
-            stored = stored_arrays(shard, ("keys", "embeddings"))
+            if layout:
+                stored = open_stored(shard, json.loads(layout))
+            else:
+                stored = stored_arrays(shard, ("keys", "embeddings"))
             stored_keys, vectors = stored["keys"][rows[order]], np.asarray(stored["embeddings"][rows[order]])
         except FileNotFoundError:
             return None
