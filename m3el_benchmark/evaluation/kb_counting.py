@@ -2,16 +2,16 @@
 
 The gold's rank is counted, never sorted: per mention, the entities scored strictly higher than its gold
 (``s > g + tolerance``) and the *other* entities scored equal (``|s - g| <= tolerance``, `tie_bounds`:
-pessimistic ties), an entity without a score (NaN) counting as -inf. `count_above_gold`
-walks the KB in chunks of ``batch x chunk`` scores, so memory is bounded whatever the KB size, and makes one fused
-pass per tile: a matrix product and two comparisons against the gold's bounds, the gold's own column taken out
-afterwards; NaN entities and mentions are counted from per-row flags instead of per score. The ``faiss`` backend
-(``pip install m3el[faiss]``, `BACKENDS`) first lists each mention's top-k entities: when the k-th listed scores
-below the gold's tie bound, every entity at or above the gold is listed and the counts are read off the list; the
-other mentions are counted exactly. Score adjustments, infinite embeddings and vectors
-large enough to overflow take the exact path (`count_exactly`), one elementwise step at a time. `ranks_from_counts`
-turns the counts into ranks for the ``m3el_accuracy`` core. The KB side's embeddings (Te, Ie or ITe, as the task
-says) are put together once per entity modality from the unique-input tables, and prepared once (`KBKeys`).
+pessimistic ties), an entity without a score (NaN) counting as -inf. The KB is walked in tiles of ``mentions x
+chunk`` scores, so memory is bounded whatever its size, with one fused pass per tile: a matrix product, then one
+comparison against the gold's lower tie bound (`count_at_least_gold`, all a pessimistic rank needs) or two
+(`count_above_gold`, which keeps higher and equal apart), summed as int32; the gold's own column is taken out
+afterwards, and NaN entities and mentions are counted from per-row flags instead of per score. Score adjustments,
+infinite embeddings and vectors large enough to overflow take the exact path (`count_exactly`), one elementwise
+step at a time. The ``faiss`` backend (`BACKENDS`) lists each mention's top-k entities first: when the k-th listed
+scores below the gold's tie bound, every entity at or above the gold is listed and the counts are read off the
+list; the other mentions are counted as above. On a GPU the tiles run there, sized from its free memory. The KB
+side is prepared once for every mention batch (`KBKeys`); `ranks_from_counts` turns counts into ranks.
 """
 
 from __future__ import annotations
