@@ -179,7 +179,8 @@ def evaluate_model(
         if kb is None:  # the gallery shows a mention's candidates
             mistakes = MistakeSample.for_mentions(len(mentions), len(settings), figure_settings.seed,
                                                   include_absent=figure_settings.nil_policy == "wrong")  # fmt: skip
-        figures = rank_mentions(scorer, settings, accelerator, encoding.batch_size, desc, mistakes)
+        batch_size = encoding.batch_size if kb is None else kb_settings.mention_batch  # a KB tile wants more rows
+        figures = rank_mentions(scorer, settings, accelerator, batch_size, desc, mistakes)
         ranked_against = len(kb) if kb is not None else max(map(len, mentions.candidate_texts))
     base = {"model": adapter.info.name, "dataset": dataset, "protocol": protocol, "max_candidates": ranked_against}
     records = figure_records(base, settings, figures, mentions.topics, figure_settings)

@@ -120,25 +120,44 @@ def figure_records(
     ``(mentions, settings, 3)`` gold ranks, missing candidate scores and mention-missing flags of `rank_mentions`."""
     ranks, missing_scores, missing_mentions = np.moveaxis(figures, 2, 0)
     scored = SettingRanks([], ranks, figure_settings.nil_policy).scored()
-    topics = np.asarray(topics)
-    groups = [(ALL_TOPICS, np.ones(len(topics), dtype=bool))] + [(t, topics == t) for t in sorted(set(topics))]
-    by_group = []
-    for topic, members in groups:
-        selected = members & scored
-        metrics, intervals = _group_figures(ranks[selected], figure_settings)
-        by_group.append((topic, selected, int((members & ~scored).sum()), metrics, intervals))
+    by_group = [(topic, *_topic_figures(ranks, missing_scores, missing_mentions, members, scored, figure_settings))
+                for topic, members in topic_groups(topics)]  # fmt: skip
     records = []
     for column, setting in enumerate(settings):
         base = {**base_fields, "task": setting.task.name, "text_format": setting.text_format}
-        for topic, selected, excluded, metrics, intervals in by_group:
+        for topic, excluded, metrics, intervals, missing_candidates, missing_mention_flags in by_group:
             ci95 = {name: (values[column].tolist() if intervals is not None else [None, None])
                     for name, values in (intervals or dict.fromkeys(INTERVAL_METRICS)).items()}  # fmt: skip
             ci95["micro_f1"] = ci95["accuracy"]  # every mention is linked, so micro-F1 is ACC (`micro_f1`)
             records.append({**base, "topic": topic, **metrics[column], "nil_policy": figure_settings.nil_policy,
                             "num_excluded": excluded, "ci95": ci95,
-                            "missing_candidate_scores": int(missing_scores[selected, column].sum()),
-                            "missing_mentions": int(missing_mentions[selected, column].sum())})  # fmt: skip
+                            "missing_candidate_scores": int(missing_candidates[column]),
+                            "missing_mentions": int(missing_mention_flags[column])})  # fmt: skip
     return records
+
+
+def topic_groups(topics: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """``(group, member mask)`` for ``all``, then each topic in sorted order; the topic names are compared once,
+    as integer codes, instead of once per topic."""
+    names, codes = np.unique(np.asarray(topics, dtype=object).astype(str), return_inverse=True)
+    groups = [(ALL_TOPICS, np.ones(len(codes), dtype=bool))]
+    return groups + [(str(name), codes == code) for code, name in enumerate(names)]
+
+
+def _topic_figures(
+    ranks: np.ndarray,
+    missing_scores: np.ndarray,
+    missing_mentions: np.ndarray,
+    members: np.ndarray,
+    scored: np.ndarray,
+    settings: FigureSettings,
+) -> tuple[int, list[dict], dict[str, np.ndarray] | None, np.ndarray, np.ndarray]:
+    """One group's exclusions, metrics and intervals, and its missing counts for every setting at once (the
+    group's rows are selected once, not once per setting)."""
+    selected = members & scored
+    metrics, intervals = _group_figures(ranks[selected], settings)
+    missing = missing_scores[selected].sum(axis=0), missing_mentions[selected].sum(axis=0)
+    return int((members & ~scored).sum()), metrics, intervals, *missing
 
 
 def setting_ranks(settings: Sequence[Setting], figures: np.ndarray, nil_policy: str) -> SettingRanks:
