@@ -57,35 +57,6 @@ def check_trainable(dataset: str, columns: Sequence[str], tasks: Sequence[TaskSp
             )
 
 
-def may_miss_images(rows: datasets.Dataset, tasks: Sequence[TaskSpec]) -> bool:
-    """Whether an image that ``tasks`` read can be missing in ``rows`` (an empty cell, read from the Arrow null
-    counts without touching any image's bytes); an image that fails to decode during training is missing too, which
-    a whole batch of them makes rare enough to leave out."""
-    import pyarrow.compute as pc
-
-    columns = [column for column, used in (("mention_image", any(task.mention_image for task in tasks)),
-                                           ("candidate_images", any(task.entity_image for task in tasks)))
-               if used and column in rows.column_names]  # fmt: skip
-    for column in columns:
-        cells = rows.data.column(column)
-        if column == "candidate_images":
-            cells = pc.list_flatten(cells)
-        cells = cells.combine_chunks() if hasattr(cells, "combine_chunks") else cells
-        if cells.null_count or cells.field("bytes").null_count:
-            return True
-    return False
-
-
-def needs_unused_parameters(tasks: Sequence[TaskSpec], images_may_be_missing: bool) -> bool:
-    """Whether DDP must look for parameters without a gradient (``find_unused_parameters``, a graph traversal each
-    step): only when a step can leave a tower out, i.e. a task reads no text or no image, or the images of a whole
-    batch may be missing. LoRA changes nothing here: frozen weights are not DDP's to reduce, and the adapters of a
-    tower are unused exactly when the tower is."""
-    uses_both = all((task.mention_text or task.entity_text) and (task.mention_image or task.entity_image)
-                    for task in tasks)  # fmt: skip
-    return not uses_both or images_may_be_missing
-
-
 def decode_image(cell: dict[str, Any] | None) -> tuple[Image.Image | None, bool]:
     """Decode an undecoded image cell; return ``(image or None, whether decoding failed)``."""
     if cell is None or cell.get("bytes") is None:

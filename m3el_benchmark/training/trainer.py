@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -30,17 +29,10 @@ from .checkpointing import (
     resume_state,
     save_checkpoint,
 )
-from .data import (
-    EpochPermutationSampler,
-    MentionEntityPairs,
-    PairCollator,
-    check_trainable,
-    may_miss_images,
-    needs_unused_parameters,
-    open_training_split,
-)
+from .data import check_trainable, open_training_split
 from .divergence import StepChecks, check_parameters_finite
 from .initialization import apply_lora, build_model, parameter_groups
+from .loaders import build_loaders, may_miss_images, needs_unused_parameters
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .run_folder import RunFolderLock, claim_checkpoints
 from .tracking import trackers
@@ -137,39 +129,11 @@ class CLIPNDTrainer:
             )
 
     def _build_loaders(self, train_rows, validation_rows) -> None:
-        text_format, workers = self.data_args.text_format, self.data_args.dataloader_num_workers
         fallback = self.model.config.missing_image_fallback
-        loading = {"num_workers": workers, "pin_memory": torch.cuda.is_available(), "persistent_workers": workers > 0}
-        self.train_pairs = MentionEntityPairs(train_rows, self.data_args, train=True, seed=self.args.seed)
-        if len(self.train_pairs) == 0:
-            raise ValueError(f"The {self.data_args.train_split!r} split of {self.data_args.dataset} has no mention "
-                             "whose gold entity is among its candidates; there is nothing to train on.")  # fmt: skip
-        self.sampler = EpochPermutationSampler(len(self.train_pairs), self.args.seed)
-        self.train_loader = DataLoader(
-            self.train_pairs,
-            batch_size=self.args.per_device_train_batch_size,
-            sampler=self.sampler,
-            collate_fn=PairCollator(
-                self.processor,
-                text_format,
-                train=True,
-                keep_mention=self.data_args.keep_mention,
-                num_slots=self.num_slots,
-                missing_image_fallback=fallback,
-            ),  # fmt: skip
-            **loading,
-        )
-        self.validation_loader, self.eval_slots = None, 0
-        if validation_rows is not None and len(validation_rows):
-            pairs = MentionEntityPairs(validation_rows, self.data_args, train=False, seed=self.args.seed)
-            self.eval_slots = max(len(qids) for qids in validation_rows["candidate_qids"])
-            self.validation_loader = DataLoader(
-                pairs,
-                batch_size=self.args.per_device_eval_batch_size,
-                collate_fn=PairCollator(self.processor, text_format, train=False, num_slots=self.eval_slots,
-                                        missing_image_fallback=fallback),  # fmt: skip
-                **loading,
-            )
+        loaders = build_loaders(train_rows, validation_rows, self.processor, fallback, self.data_args, self.args,
+                                self.num_slots)  # fmt: skip
+        self.train_pairs, self.sampler, self.train_loader = loaders.pairs, loaders.sampler, loaders.train
+        self.validation_loader, self.eval_slots = loaders.validation, loaders.eval_slots
 
     def _prepare_optimization(self) -> None:
         args = self.args
