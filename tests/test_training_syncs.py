@@ -13,6 +13,8 @@ from m3el_benchmark.training.data import EntityView, PairCollator
 from m3el_benchmark.training.divergence import TrainingDivergedError
 from m3el_benchmark.training.loss import embed_side
 from m3el_dataset.export import ExportConfig, export_release
+from m3el_dataset.loading import open_split
+from m3el_dataset.rows import MENTIONS_CONFIG
 from m3el_dataset.sample import SAMPLE_DIR
 from modeling_clip_nd import CLIPNDModel, prepare_images, tokenize_texts
 
@@ -119,3 +121,25 @@ def test_routing_missing_images_in_the_collator_gives_the_models_own_embeddings(
                               model.get_features(**prepare_images(processor, [None, images[0]]))])  # fmt: skip
     torch.testing.assert_close(routed.embeds, expected, equal_nan=True)
     assert routed.present.tolist() == (~expected.isnan().any(dim=-1)).tolist()
+
+
+def test_counts_kept_on_the_device_are_reported_once_at_the_end(tmp_path, caplog):
+    """Undecodable images and batches left without a pair are counted on the device and reported in one line each."""
+    from release_fixtures import small_release
+
+    release = small_release(tmp_path / "raw", per_topic=4)
+    for records in release.files.values():
+        for record in records:
+            release.write_image(record["image"][2], b"\x89PNG\r\n\x1a\n broken")
+    release.write()
+    hub = export_release(tmp_path / "raw", tmp_path / "hub", ExportConfig(decode_check=False)).out_dir
+    argv = [*TINY, "--dataset", str(hub), "--output_dir", str(tmp_path / "run"), "--task", "Im-Te",
+            "--max_steps", "2", "--logging_steps", "5"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="m3el_benchmark.training.trainer"):
+        result = main(argv)
+    trainable = sum(label >= 0 for label in open_split(str(hub), MENTIONS_CONFIG, "train")["label"])
+    assert 8 < trainable <= 16  # so the 2 steps (batches of 8) are the whole first epoch
+    assert result.undecodable_images == trainable  # every mention drawn has a broken image, each counted once
+    pairless = [record.getMessage() for record in caplog.records if "no mention-entity pair" in record.getMessage()]
+    assert pairless == ["2 batches (per process) had no mention-entity pair with both sides present (missing images); "
+                        "their own pairs added nothing to the loss."]  # fmt: skip

@@ -112,9 +112,10 @@ class CLIPNDTrainer:
         self.loss_fn = GatheredContrastiveLoss(gather=args.gather_features)
         self.state = TrainerState(arguments=self._flat_arguments())
         self.step_checks = StepChecks()
-        # Undecodable images and truncated texts of the batches, added up on the device; read at each check.
-        self.device_counts = torch.zeros(2, dtype=torch.long, device=self.accelerator.device)
-        self.truncated_texts = 0
+        # Undecodable images, truncated texts and batches without a usable pair, added up on the device; read at
+        # each check (the first goes to the state, which checkpoints save).
+        self.device_counts = torch.zeros(3, dtype=torch.long, device=self.accelerator.device)
+        self.run_counts = [0, 0]
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _check_negatives(self) -> None:
@@ -189,13 +190,16 @@ class CLIPNDTrainer:
                 self._save_model()
         finally:  # a failed or interrupted run frees its folder too
             self._finish()
-        totals = torch.tensor([self.state.undecodable_images, self.truncated_texts], device=self.accelerator.device)
-        undecodable, truncated = self.accelerator.reduce(totals, reduction="sum").tolist()
+        totals = torch.tensor([self.state.undecodable_images, *self.run_counts], device=self.accelerator.device)
+        undecodable, truncated, pairless = self.accelerator.reduce(totals, reduction="sum").tolist()
         if undecodable:
             logger.warning("%d images failed to decode during training; they counted as missing.", undecodable)
         if truncated:
             logger.warning("%d training texts (mentions and entities, counted each time one was drawn) were longer "
                            "than the model's context and were cut at the end.", truncated)  # fmt: skip
+        if pairless:
+            logger.warning("%d batches (per process) had no mention-entity pair with both sides present (missing "
+                           "images); their own pairs added nothing to the loss.", pairless)  # fmt: skip
         outcome = self._outcome()
         kept = outcome.kept_validation()
         return TrainResult(self.output_dir, kept["accuracy"] if kept else None, self.state.step, undecodable,
@@ -210,7 +214,7 @@ class CLIPNDTrainer:
         for batch in self.train_loader:
             loss = self._train_step(batch)
             self.state.batches_done_in_epoch += 1
-            self.device_counts += torch.stack([batch["undecodable_images"], batch["truncated_texts"]])
+            self.device_counts[:2] += torch.stack([batch["undecodable_images"], batch["truncated_texts"]])
             if not self.accelerator.sync_gradients:
                 continue
             self.state.step += 1
@@ -231,6 +235,7 @@ class CLIPNDTrainer:
             loss = self.loss_fn(mentions, entities, logit_scale, negatives, **ids)
             sides = [side for side in (mentions, entities, negatives) if side is not None]
             bad_embeddings = torch.stack([side.non_finite() for side in sides]).any()
+            self.device_counts[2] += ~(mentions.usable() & entities.usable()).any()
             self.step_checks.record(loss, bad_embeddings, self.state, batch["ids"])
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.args.max_grad_norm > 0:
@@ -244,10 +249,10 @@ class CLIPNDTrainer:
         """Read what the device accumulated since the last check (every process at once): stop if a step was not
         finite, and move the batches' counts to the state (which a checkpoint saves)."""
         self.step_checks.check(self.accelerator, self.state, self.output_dir)
-        undecodable, truncated = self.device_counts.tolist()
+        undecodable, *counts = self.device_counts.tolist()
         self.device_counts.zero_()
         self.state.undecodable_images += undecodable
-        self.truncated_texts += truncated
+        self.run_counts = [total + count for total, count in zip(self.run_counts, counts, strict=True)]
 
     def _check_parameters_finite(self) -> None:
         model = self.accelerator.unwrap_model(self.module).model
