@@ -161,7 +161,9 @@ class TrainingArguments:
         default=42, metadata={"help": "Seed of the weights' initialisation, the data order and the augmentations."}
     )
     logging_steps: int = field(
-        default=10, metadata={"help": "Log loss, learning rate, temperature and samples/s every N steps."}
+        default=10,
+        metadata={"help": "Log loss, learning rate, temperature and samples/s every N steps; the steps' losses and "
+                          "embeddings are checked for NaN/inf at the same interval (and before each save)."},
     )
     checkpointing_steps: int = field(default=0, metadata={"help": "Resumable checkpoint every N steps (0: off)."})
     checkpoints_total_limit: int = field(default=2, metadata={"help": "Complete checkpoints kept on disk."})
