@@ -45,7 +45,8 @@ class M3ELConfig(datasets.BuilderConfig):
 
     Args:
         skip_invalid (`bool`, defaults to `False`): skip malformed records (logged) instead of raising.
-        decode_check (`bool`, defaults to `True`): decode each image once; corrupt ones become empty cells.
+        decode_check (`bool`, defaults to `True`): check each image once (`images.IMAGE_CHECKS["verify"]`); corrupt
+            ones become empty cells.
     """
 
     skip_invalid: bool = False

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .export import ExportConfig, NothingToExportError, export_release
-from .images import DEFAULT_MAX_IMAGE_BYTES
+from .images import DEFAULT_MAX_IMAGE_BYTES, IMAGE_CHECKS
 from .parquet_shards import ShardLimits
 from .report import BuildReport
 from .stats import compute_statistics, format_statistics
@@ -33,6 +33,9 @@ def _add_export_options(command: argparse.ArgumentParser) -> None:
     """The options that ``build`` and ``convert`` share, read back by `_export_config`."""
     command.add_argument("--skip-invalid", action="store_true", help="skip malformed records and list them")
     command.add_argument("--no-decode-check", action="store_true", help="do not decode images to find corrupt ones")
+    command.add_argument("--image-check", choices=list(IMAGE_CHECKS), default="verify",
+                         help="how images are checked: 'verify' reads each to its end (JPEG markers, PNG checksums) "
+                              "without decoding its pixels; 'full' decodes every pixel (slower)")
     command.add_argument("--max-pixels", type=int, default=None,
                          help="images with more pixels become reported empty cells (default: PIL's limit, ~89M)")
     command.add_argument("--max-image-bytes", type=_size, default=DEFAULT_MAX_IMAGE_BYTES,
@@ -68,6 +71,9 @@ def _where(file: str, index: int | None, field: str | None) -> str:
 def _print_report(report: BuildReport) -> None:
     """What ``build`` and ``convert`` skipped, normalised, did not keep, found duplicated or found empty, a line
     each."""
+    if report.image_check:
+        how = IMAGE_CHECKS.get(report.image_check, "header and pixel count only")
+        print(f"Images checked: {report.image_check} ({how})")
     _print_entries("skipped", [f"{_where(s.file, s.index, s.field)}: {s.problem}" for s in report.skipped_records])
     _print_entries("empty file", [f"{file} holds no record" for file in report.empty_files])
     _print_entries("normalised", [f"{_where(v.file, v.index, v.field)}: {v.original!r} read as {v.value!r}"
@@ -86,6 +92,7 @@ def _export_config(args: argparse.Namespace) -> ExportConfig:
         skip_invalid=args.skip_invalid,
         num_proc=getattr(args, "num_proc", 1),
         decode_check=not args.no_decode_check,
+        image_check=args.image_check,
         max_pixels=args.max_pixels,
         max_image_bytes=args.max_image_bytes,
         overwrite=args.overwrite,

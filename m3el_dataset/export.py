@@ -31,7 +31,7 @@ from datasets.utils.tqdm import tqdm  # governed by datasets.disable_progress_ba
 
 from .card import DATA_DIR, KB_DIR, HubLayout, release_layout, render_dataset_card, split_sizes
 from .duplicates import DuplicateFinder
-from .images import DEFAULT_MAX_IMAGE_BYTES
+from .images import DEFAULT_MAX_IMAGE_BYTES, described_check
 from .parquet_shards import ParquetShardWriter, ShardLimits
 from .report import REPORT_FILE_NAME, BuildReport
 from .rows import KB_CONFIG, KB_FEATURES, KnowledgeBaseCollector, iter_release_rows
@@ -47,7 +47,10 @@ class ExportConfig:
     Args:
         skip_invalid (`bool`, defaults to `False`): skip malformed records (listed in the report) instead of stopping.
         num_proc (`int`, defaults to 1): processes reading and checking images.
-        decode_check (`bool`, defaults to `True`): decode every image once to find corrupt files.
+        decode_check (`bool`, defaults to `True`): check every image once to find corrupt files.
+        image_check (`str`, defaults to ``"verify"``): how (`images.IMAGE_CHECKS`): ``"verify"`` reads each image's
+            structure to its end without decoding its pixels where the format allows; ``"full"`` decodes them all.
+            The build report names the check that ran.
         max_pixels (`int`, *optional*): images with more pixels become empty cells, listed in the report (default:
             PIL's ``Image.MAX_IMAGE_PIXELS``, about 89 M; checked from the header even without ``decode_check``).
         max_image_bytes (`int`, defaults to 100 MB): image files larger than this are not read (empty cells, listed).
@@ -63,6 +66,7 @@ class ExportConfig:
     skip_invalid: bool = False
     num_proc: int = 1
     decode_check: bool = True
+    image_check: str = "verify"
     max_pixels: int | None = None
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     overwrite: bool = False
@@ -276,6 +280,7 @@ def export_rows(
     out_dir = Path(out_dir)
     staging = _prepare_output(out_dir, config.overwrite, source)
     report = report if report is not None else BuildReport()
+    report.image_check = described_check(config.decode_check, config.image_check)
     try:
         written = _write_shards(rows, kb_entities, staging, layout, config, report)
         statistics = written.accumulator.result(report)
@@ -308,6 +313,7 @@ def export_release(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, confi
         raw_dir,
         skip_invalid=config.skip_invalid,
         decode_check=config.decode_check,
+        image_check=config.image_check,
         max_pixels=config.max_pixels,
         max_image_bytes=config.max_image_bytes,
         num_proc=config.num_proc,

@@ -78,6 +78,17 @@ def relative_release_path(local_path: str) -> PurePosixPath | None:
     return path
 
 
+IMAGE_CHECKS = {
+    "verify": "every image's structure read through to its end: a JPEG's markers (header, scan data, end-of-image "
+              "marker), a PNG's chunk checksums; other formats decoded",
+    "full": "every image decoded at full size and converted to RGB, as training reads it",
+}
+"""The ways a build can check that an image is readable (``--image-check``), and what each one does. ``verify`` (the
+default) finds non-image, truncated and checksum-damaged files at a fraction of ``full``'s cost on large images;
+``full`` also finds JPEG scan data that libjpeg refuses (much of the damage it only warns about, in either case)."""
+HEADER_ONLY_CHECK = "header"
+"""What the report names when no image is decoded (``--no-decode-check``): only the header (and pixel count)."""
+
 DEFAULT_MAX_IMAGE_BYTES = 100_000_000
 """Image files larger than this (100 MB) are not read: memory stays bounded whatever a source holds."""
 
@@ -90,7 +101,9 @@ class ImageResolver:
             The folder that ``/M3EL/`` stands for (see `release_image_root`). Nothing outside it is ever opened:
             a path that leaves it (``..``, an absolute path, a symbolic link pointing out) gets ``OUTSIDE_FOLDER``.
         decode_check (`bool`, *optional*, defaults to `True`):
-            Decode each image once with PIL to catch truncated or corrupt files (the bytes kept are the file's own).
+            Check each image once with PIL to catch truncated or corrupt files (the bytes kept are the file's own).
+        image_check (`str`, *optional*, defaults to ``"verify"``):
+            How, with ``decode_check``: one of `IMAGE_CHECKS` (``"verify"``, or ``"full"`` to decode every pixel).
         max_pixels (`int`, *optional*, defaults to PIL's ``Image.MAX_IMAGE_PIXELS``, about 89 M):
             Images with more pixels (read from the header, even without ``decode_check``) are not kept.
         max_bytes (`int`, *optional*, defaults to `DEFAULT_MAX_IMAGE_BYTES`):
@@ -105,11 +118,14 @@ class ImageResolver:
         decode_check: bool = True,
         max_pixels: int | None = None,
         max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        image_check: str = "verify",
     ):
+        check_image_check(image_check)
         if (max_pixels is not None and max_pixels < 1) or max_bytes < 1:
             raise ValueError(f"max_pixels and max_image_bytes must be positive, got {max_pixels} and {max_bytes}.")
         self.root = Path(root).resolve()
         self.decode_check = decode_check
+        self.image_check = image_check
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
         self._listings: dict[Path, dict[tuple[str, str], str]] = {}
@@ -154,10 +170,10 @@ class ImageResolver:
 
     def check(self, path: str, data: bytes, where: str) -> LoadedImage:
         """The checks every image gets, whatever it was read from (a file, a zip member, a Parquet cell): its size,
-        its pixel count and, with ``decode_check``, a full decode. ``where`` names it in the reason."""
+        its pixel count and, with ``decode_check``, the ``image_check``. ``where`` names it in the reason."""
         if len(data) > self.max_bytes:
             return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{where}: {too_large(len(data), self.max_bytes)}")
-        problem = image_problem(data, max_pixels=self.max_pixels, decode=self.decode_check)
+        problem = image_problem(data, max_pixels=self.max_pixels, decode=self.decode_check, check=self.image_check)
         if problem:
             return LoadedImage(ImageStatus.UNREADABLE, path, detail=f"{where}: {problem}")
         return LoadedImage(ImageStatus.OK, path, data)
@@ -243,15 +259,50 @@ def decode_rgb(data: bytes | None, max_pixels: int | None = None) -> tuple[Image
         return None, f"not a readable image ({type(error).__name__}: {error})"
 
 
-def image_problem(data: bytes, *, max_pixels: int | None = None, decode: bool = True) -> str | None:
-    """Why ``data`` is not a usable image, or ``None``. With ``decode`` False only the pixel count is checked, from
-    the header, when PIL can read one."""
-    if decode:
+def check_image_check(image_check: str) -> None:
+    """Raise ``ValueError`` naming the choices if ``image_check`` is not one of `IMAGE_CHECKS`."""
+    if image_check not in IMAGE_CHECKS:
+        raise ValueError(f"Unknown image check {image_check!r}; choose one of {', '.join(IMAGE_CHECKS)} "
+                         "(--image-check).")  # fmt: skip
+
+
+def described_check(decode_check: bool, image_check: str) -> str:
+    """The check a build ran, as its report names it: ``image_check``, or ``"header"`` without ``decode_check``."""
+    return image_check if decode_check else HEADER_ONLY_CHECK
+
+
+def _verify(image: Image.Image, data: bytes) -> None:
+    """Read an opened image through to its end without decoding its pixels where the format allows it (see
+    ``IMAGE_CHECKS["verify"]``); raise ``OSError`` if it is cut short."""
+    if image.format == "JPEG":
+        # Inside the scan data every 0xFF byte is stuffed (0xFF00), so the end-of-image marker cannot occur there by
+        # chance: a file cut anywhere after its header lacks it. Bytes after the marker are allowed, as PIL reads on.
+        scan_start = image.tile[0][2] if image.tile else 0
+        if data.find(b"\xff\xd9", scan_start) < 0:
+            raise OSError("image file is truncated (no end-of-image marker after the scan data)")
+    elif image.format == "PNG":
+        image.verify()  # every chunk's CRC, and the end of the stream
+    else:
+        image.load()
+
+
+def image_problem(
+    data: bytes, *, max_pixels: int | None = None, decode: bool = True, check: str = "verify"
+) -> str | None:
+    """Why ``data`` is not a usable image, or ``None``. ``check`` is one of `IMAGE_CHECKS`; with ``decode`` False
+    only the pixel count is checked, from the header, when PIL can read one."""
+    if decode and check == "full":
         return decode_rgb(data, max_pixels)[1]
+    if decode and not data:
+        return "empty file"
     try:
-        with _opened(data, max_pixels):
+        with _opened(data, max_pixels) as image:
+            if decode:
+                _verify(image, data)
             return None
     except _TooLarge as error:
         return str(error)
-    except Exception:  # no decoding was asked for (--no-decode-check): an unreadable header is the reader's to find
-        return None
+    except Exception as error:  # PIL raises many types for corrupt files; any of them means "unusable image"
+        if decode:
+            return f"not a readable image ({type(error).__name__}: {error})"
+        return None  # no decoding was asked for (--no-decode-check): an unreadable header is the reader's to find

@@ -98,6 +98,7 @@ class BuildReport:
     duplicates: list[DuplicateRecord] = field(default_factory=list)
     empty_files: list[str] = field(default_factory=list)
     ignored_fields: list[IgnoredField] = field(default_factory=list)
+    image_check: str = ""  # which check the images got (`images.IMAGE_CHECKS`, or "header"); "" when not recorded
 
     def add_skip(self, error: ReleaseRecordError) -> None:
         """List a record skipped because of ``error``."""
@@ -137,6 +138,7 @@ class BuildReport:
 
     def to_dict(self) -> dict:
         return {
+            "image_check": self.image_check,
             "images_ok": self.images_ok,
             "image_problem_counts": self.image_problem_counts(),
             "skipped_records": [asdict(skip) for skip in self.skipped_records],
@@ -154,6 +156,7 @@ class BuildReport:
             skipped_records=[SkippedRecord(**skip) for skip in data.get("skipped_records", [])],
             image_problems=[ImageProblem(**problem) for problem in data.get("image_problems", [])],
             images_ok=data.get("images_ok", 0),
+            image_check=data.get("image_check", ""),
             kb_conflicts=[KBConflict(**conflict) for conflict in data.get("kb_conflicts", [])],
             normalised_values=[NormalisedValue(**value) for value in data.get("normalised_values", [])],
             duplicates=[DuplicateRecord(**duplicate) for duplicate in data.get("duplicates", [])],

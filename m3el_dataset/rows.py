@@ -272,6 +272,7 @@ def iter_release_rows(
     *,
     skip_invalid: bool = False,
     decode_check: bool = True,
+    image_check: str = "verify",
     max_pixels: int | None = None,
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     num_proc: int = 1,
@@ -282,12 +283,12 @@ def iter_release_rows(
 ) -> Iterator[dict[str, Any]]:
     """Stream the rows of a raw release in release order; with ``num_proc`` > 1, images are read in parallel.
 
-    ``decode_check``, ``max_pixels`` and ``max_image_bytes`` are the `ImageResolver`'s checks. ``keep`` selects
-    records before their images are read. Records are handed to the worker processes ``window``
-    at a time, so memory stays bounded whatever the size of the release.
+    ``decode_check``, ``image_check``, ``max_pixels`` and ``max_image_bytes`` are the `ImageResolver`'s
+    checks. ``keep`` selects records before their images are read. Records are handed to the worker processes
+    ``window`` at a time, so memory stays bounded whatever the size of the release.
     """
     images = ImageResolver(release_image_root(raw_dir), decode_check=decode_check, max_pixels=max_pixels,
-                           max_bytes=max_image_bytes)
+                           max_bytes=max_image_bytes, image_check=image_check)
     records = iter_release(raw_dir, skip_invalid=skip_invalid, report=report, files=files)
     if keep is not None:
         records = filter(keep, records)

@@ -48,8 +48,9 @@ class CLIPNDOutput(ModelOutput):
     logits_per_image: torch.Tensor | None = None
 
 
-def _present_rows(embeds: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Tensor:
-    """Return the boolean mask of rows of ``embeds`` that are present: ``mask`` if given, else the non-NaN rows."""
+def _present_rows(embeds: torch.Tensor, mask: torch.Tensor | None, name: str, check: bool = True) -> torch.Tensor:
+    """Return the boolean mask of rows of ``embeds`` that are present: ``mask`` if given, else the non-NaN rows.
+    With ``check``, a row that ``mask`` marks present but is NaN is refused (this waits for the device)."""
     nan_rows = torch.isnan(embeds).any(dim=-1)
     if mask is None:
         return ~nan_rows
@@ -58,10 +59,11 @@ def _present_rows(embeds: torch.Tensor, mask: torch.Tensor | None, name: str) ->
             f"{name} must be a boolean tensor of shape {tuple(nan_rows.shape)}, got "
             f"{getattr(mask, 'dtype', type(mask).__name__)} of shape {tuple(getattr(mask, 'shape', ()))}."
         )
-    if (mask & nan_rows).any():
+    mask = mask.to(embeds.device)
+    if check and (mask & nan_rows).any():
         rows = (mask & nan_rows).nonzero().flatten().tolist()
         raise ValueError(f"Rows {rows} are NaN but {name} marks them present; set {name} to False there.")
-    return mask.to(embeds.device)
+    return mask
 
 
 def clip_nd_contrastive_loss(
@@ -71,6 +73,7 @@ def clip_nd_contrastive_loss(
     mention_mask: torch.Tensor | None = None,
     entity_mask: torch.Tensor | None = None,
     entity_ids: torch.Tensor | None = None,
+    check_inputs: bool = True,
 ) -> torch.Tensor:
     """Symmetric InfoNCE between mentions and their gold entities, as CLIP trains (the paper's Eq. 2 writes only the
     first of its two directions, mention-to-entity and entity-to-mention, which are averaged here).
@@ -92,6 +95,9 @@ def clip_nd_contrastive_loss(
         mention_mask, entity_mask (`torch.BoolTensor`, *optional*): `True` for present rows.
         entity_ids (`torch.LongTensor` of shape `(num_entities,)`, *optional*): an id per entity row (e.g. a hash
             of its QID); equal ids are the same entity. Negative ids never match anything.
+        check_inputs (`bool`, *optional*, defaults to `True`): refuse a row that a mask marks present but is NaN,
+            and warn when no pair is present. Both wait for the device; a training loop whose masks leave out every
+            non-finite row, and that checks its loss itself, passes `False` and never waits.
 
     Returns:
         The scalar loss; a zero still attached to the graph when no pair is present, so that every rank can step.
@@ -107,46 +113,48 @@ def clip_nd_contrastive_loss(
             f"Got {num_pairs} mentions but only {entity_embeds.shape[0]} entities; entity i must be the gold "
             "entity of mention i, with any hard negatives appended after them."
         )
-    mention_mask = _present_rows(mention_embeds, mention_mask, "mention_mask")
-    entity_mask = _present_rows(entity_embeds, entity_mask, "entity_mask")
-    pairs = (mention_mask & entity_mask[:num_pairs]).nonzero().flatten()
-    if pairs.numel() == 0:
+    mention_mask = _present_rows(mention_embeds, mention_mask, "mention_mask", check_inputs)
+    entity_mask = _present_rows(entity_embeds, entity_mask, "entity_mask", check_inputs)
+    pairs = mention_mask & entity_mask[:num_pairs]
+    if check_inputs and not pairs.any():
         logger.warning("No mention-entity pair of this batch has both sides present; its contrastive loss is 0.")
-        return (mention_embeds.nansum() + entity_embeds.nansum()) * 0.0
-    columns = entity_mask.nonzero().flatten()
-    # Where each pair's gold entity sits among the kept entity columns (both index lists are sorted).
-    targets = torch.searchsorted(columns, pairs)
-    mentions = mention_embeds[pairs]
-    logits_per_mention = logit_scale * mentions @ entity_embeds[columns].T
-    logits_per_entity = logit_scale * entity_embeds[pairs] @ mentions.T
+    # Dense and masked (no row selection, so no data-dependent shape and nothing to wait for): missing rows are
+    # zeroed before the product, so NaN never enters the graph, and absent columns get -inf logits, which is the
+    # cross-entropy over the present columns only.
+    mentions = torch.where(mention_mask[:, None], mention_embeds, 0.0)
+    entities = torch.where(entity_mask[:, None], entity_embeds, 0.0)
+    logits_per_mention = logit_scale * mentions @ entities.T
+    logits_per_entity = logit_scale * entities[:num_pairs] @ mentions.T
+    logits_per_mention = logits_per_mention.masked_fill(~entity_mask[None, :], float("-inf"))
+    logits_per_entity = logits_per_entity.masked_fill(~pairs[None, :], float("-inf"))  # mentions of pairs
     if entity_ids is not None:
-        logits_per_mention, logits_per_entity = _mask_same_entity(
-            logits_per_mention, logits_per_entity, entity_ids, pairs, columns, targets
-        )
-    mention_loss = F.cross_entropy(logits_per_mention, targets)
-    entity_loss = F.cross_entropy(logits_per_entity, torch.arange(len(pairs), device=pairs.device))
-    return (mention_loss + entity_loss) / 2.0
+        logits_per_mention, logits_per_entity = _mask_same_entity(logits_per_mention, logits_per_entity, entity_ids)
+    targets = torch.arange(num_pairs, device=mentions.device)
+    # Rows of absent pairs are -inf everywhere or have an absent target: give them a finite target, weight 0.
+    safe = pairs[:, None]
+    mention_loss = F.cross_entropy(torch.where(safe, logits_per_mention, 0.0), targets, reduction="none")
+    entity_loss = F.cross_entropy(torch.where(safe, logits_per_entity, 0.0), targets, reduction="none")
+    weights = pairs.to(mention_loss.dtype)
+    count = weights.sum().clamp(min=1.0)
+    return ((mention_loss * weights).sum() + (entity_loss * weights).sum()) / (2.0 * count)
 
 
 def _mask_same_entity(
-    logits_per_mention: torch.Tensor,
-    logits_per_entity: torch.Tensor,
-    entity_ids: torch.Tensor,
-    pairs: torch.Tensor,
-    columns: torch.Tensor,
-    targets: torch.Tensor,
+    logits_per_mention: torch.Tensor, logits_per_entity: torch.Tensor, entity_ids: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Set to -inf every logit that pairs a mention with another copy of its own gold entity (not its target)."""
-    if entity_ids.ndim != 1 or entity_ids.shape[0] < len(logits_per_mention) or entity_ids.dtype.is_floating_point:
+    num_pairs = logits_per_mention.shape[0]
+    num_entities = logits_per_mention.shape[1]
+    if entity_ids.ndim != 1 or entity_ids.shape[0] != num_entities or entity_ids.dtype.is_floating_point:
         raise ValueError(
             f"entity_ids must be a 1-D integer tensor with one id per entity row, got {entity_ids.dtype} of shape "
             f"{tuple(entity_ids.shape)}."
         )
-    entity_ids = entity_ids.to(pairs.device)
-    gold_ids, column_ids = entity_ids[pairs], entity_ids[columns]
-    rows = torch.arange(len(pairs), device=pairs.device)
-    same_column = (gold_ids[:, None] == column_ids[None, :]) & (gold_ids[:, None] >= 0)
-    same_column[rows, targets] = False
+    entity_ids = entity_ids.to(logits_per_mention.device)
+    gold_ids = entity_ids[:num_pairs]
+    rows = torch.arange(num_pairs, device=entity_ids.device)
+    same_column = (gold_ids[:, None] == entity_ids[None, :]) & (gold_ids[:, None] >= 0)
+    same_column[rows, rows] = False
     same_mention = (gold_ids[:, None] == gold_ids[None, :]) & (gold_ids[:, None] >= 0)
     same_mention[rows, rows] = False
     return (

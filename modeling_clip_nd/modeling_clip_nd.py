@@ -181,9 +181,8 @@ class CLIPNDModel(CLIPModel):
         ``ValueError`` instead of being cut silently (see `processing_clip_nd.tokenize_texts`).
         """
         self._check_text_inputs(input_ids, attention_mask)
-        outputs = super().get_text_features(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs
-        )
+        outputs = super().get_text_features(input_ids=input_ids, attention_mask=attention_mask,
+                                            position_ids=position_ids, **kwargs)  # fmt: skip
         return F.normalize(outputs.pooler_output, dim=-1)
 
     def get_image_features(
@@ -206,12 +205,8 @@ class CLIPNDModel(CLIPModel):
             logger.warning("Every image of this batch is missing; their image embeddings are NaN.")
             return embeds
         everything_present = bool(image_mask.all())
-        outputs = super().get_image_features(
-            pixel_values=pixel_values if everything_present else pixel_values[image_mask],
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            **kwargs,
-        )
-        present = F.normalize(outputs.pooler_output, dim=-1)
+        pixels = pixel_values if everything_present else pixel_values[image_mask]
+        present = self._encode_images(pixels, interpolate_pos_encoding, **kwargs)
         if everything_present:
             return present
         embeds[image_mask] = present
@@ -233,9 +228,8 @@ class CLIPNDModel(CLIPModel):
         batch), or a NaN row when it is ``"nan"``.
         """
         text = self.get_text_features(input_ids, attention_mask=attention_mask, position_ids=position_ids)
-        image = self.get_image_features(
-            pixel_values, image_mask=image_mask, interpolate_pos_encoding=interpolate_pos_encoding
-        )
+        image = self.get_image_features(pixel_values, image_mask=image_mask,
+                                        interpolate_pos_encoding=interpolate_pos_encoding)  # fmt: skip
         if text.shape[0] != image.shape[0]:
             raise ValueError(
                 f"Got {text.shape[0]} texts but {image.shape[0]} images; (I+T) embeddings need one image row per "
@@ -244,19 +238,43 @@ class CLIPNDModel(CLIPModel):
         missing = torch.isnan(image).any(dim=-1, keepdim=True)
         # Putting the text in place of a missing image makes the fused row exactly the text embedding, and keeps
         # NaN out of the graph so that it cannot reach the text tower's gradients.
-        image = torch.where(missing, text, image)
-        weight = self.config.fusion_image_weight
-        fused = F.normalize(weight * image + (1.0 - weight) * text, dim=-1)
+        fused = self._fuse(text, torch.where(missing, text, image))
         if missing.any():
             count = int(missing.sum())
             if self.config.missing_image_fallback == "nan":
                 return torch.where(missing, torch.full_like(fused, float("nan")), fused)
-            logger.warning(
-                "%d of %d examples have no image: their (I+T) embedding is their text embedding alone.",
-                count,
-                len(missing),
-            )
+            logger.warning("%d of %d examples have no image: their (I+T) embedding is their text embedding alone.",
+                           count, len(missing))  # fmt: skip
         return fused
+
+    def _encode_images(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False, **kwargs):
+        outputs = super().get_image_features(pixel_values=pixel_values,
+                                             interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)  # fmt: skip
+        return F.normalize(outputs.pooler_output, dim=-1)
+
+    def _fuse(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        weight = self.config.fusion_image_weight
+        return F.normalize(weight * image + (1.0 - weight) * text, dim=-1)
+
+    def get_present_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`get_features` for a batch in which every image is present (no ``image_mask``, no NaN row), as a training
+        collator builds it: shapes are checked, but the pixels are not scanned for missing images, so nothing waits
+        for the device. An image that is missing must be left out by the caller (see the module docstring)."""
+        if pixel_values is None:
+            return self.get_text_features(input_ids, attention_mask=attention_mask)
+        self._check_pixel_values(pixel_values, False)
+        image = self._encode_images(pixel_values)
+        if input_ids is None:
+            return image
+        text = self.get_text_features(input_ids, attention_mask=attention_mask)
+        if text.shape[0] != image.shape[0]:
+            raise ValueError(f"Got {text.shape[0]} texts but {image.shape[0]} images; pass one image per text.")
+        return self._fuse(text, image)
 
     def get_features(
         self,
@@ -338,12 +356,8 @@ class CLIPNDModel(CLIPModel):
             return_loss (`bool`, *optional*):
                 Whether to return the loss. Pairs with a missing image are left out of it.
         """
-        entity_inputs = {
-            "input_ids": entity_input_ids,
-            "attention_mask": entity_attention_mask,
-            "pixel_values": entity_pixel_values,
-            "image_mask": entity_image_mask,
-        }
+        entity_inputs = {"input_ids": entity_input_ids, "attention_mask": entity_attention_mask,
+                         "pixel_values": entity_pixel_values, "image_mask": entity_image_mask}  # fmt: skip
         if all(value is None for value in entity_inputs.values()):
             if input_ids is None or pixel_values is None:
                 raise ValueError(

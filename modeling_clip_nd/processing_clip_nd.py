@@ -50,6 +50,25 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
+def tokenize_and_count(
+    tokenizer, texts: Sequence[str], max_length: int | None = None, return_tensors: str = "pt"
+) -> tuple[BatchEncoding, int]:
+    """`tokenize_texts` without its warning: the encoding and how many texts were cut.
+
+    One tokenizer pass: each text is tokenized whole (so its length is known), then cut to ``max_length`` keeping
+    its last (end-of-text) token, exactly as ``truncation=True`` cuts a single text, and padded by the tokenizer.
+    A training collator adds the counts up and reports them once per run.
+    """
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    texts = _check_texts(texts)
+    max_length = resolve_max_length(tokenizer, max_length)
+    encoded = tokenizer(texts, verbose=False)["input_ids"]
+    too_long = sum(len(ids) > max_length for ids in encoded)
+    cut = [ids if len(ids) <= max_length else ids[: max_length - 1] + ids[-1:] for ids in encoded]
+    batch = tokenizer.pad({"input_ids": cut}, padding=True, return_tensors=return_tensors, verbose=False)
+    return batch, too_long
+
+
 def tokenize_texts(
     tokenizer, texts: Sequence[str], max_length: int | None = None, return_tensors: str = "pt"
 ) -> BatchEncoding:
@@ -59,21 +78,12 @@ def tokenize_texts(
     whole batch. ``tokenizer`` may be a `CLIPTokenizer` or a `CLIPProcessor`.
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    texts = _check_texts(texts)
     max_length = resolve_max_length(tokenizer, max_length)
-    lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
-    too_long = sum(length > max_length for length in lengths)
+    batch, too_long = tokenize_and_count(tokenizer, texts, max_length, return_tensors)
     if too_long:
-        logger.warning(
-            "%d of %d texts are longer than %d tokens (longest: %d) and were truncated at the end.",
-            too_long,
-            len(texts),
-            max_length,
-            max(lengths),
-        )
-    return tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors=return_tensors, verbose=False
-    )
+        logger.warning("%d of %d texts are longer than %d tokens and were truncated at the end.", too_long,
+                       len(batch["input_ids"]), max_length)  # fmt: skip
+    return batch
 
 
 def prepare_images(image_processor, images: Sequence) -> BatchFeature:
@@ -100,4 +110,4 @@ def prepare_images(image_processor, images: Sequence) -> BatchFeature:
     return BatchFeature({"pixel_values": pixel_values, "image_mask": image_mask})
 
 
-__all__ = ["CLIP_MAX_TOKENS", "prepare_images", "resolve_max_length", "tokenize_texts"]
+__all__ = ["CLIP_MAX_TOKENS", "prepare_images", "resolve_max_length", "tokenize_and_count", "tokenize_texts"]

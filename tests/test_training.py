@@ -26,7 +26,8 @@ from m3el_dataset.rows import MENTIONS_CONFIG
 from m3el_dataset.sample import SAMPLE_DIR
 
 TINY = ["--init", "tiny", "--tiny_hidden_size", "32", "--tiny_image_size", "16", "--tiny_patch_size", "8",
-        "--tiny_vocab_size", "600", "--report_to", "none", "--learning_rate", "1e-3"]  # fmt: skip
+        "--tiny_vocab_size", "600", "--report_to", "none", "--learning_rate", "1e-3",
+        "--dataloader_num_workers", "0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from m3el_benchmark.run_logging import QUIET_HELP, VERBOSE_HELP, verbosity_from_flags
 from m3el_dataset.constants import TASKS, TEXT_FORMATS, TaskSpec, check_text_format, parse_task
+
+
+def default_num_workers() -> int:
+    """DataLoader workers by default: JPEG decoding and tokenization off the training process, on up to 4 CPUs."""
+    return min(4, os.cpu_count() or 1)
+
 
 TINY_INIT = "tiny"
 """``--init tiny``: a small CLIP-ND built from scratch, with a tokenizer trained on the training texts."""
@@ -81,7 +88,9 @@ class DataArguments:
     )
     keep_mention: bool = field(default=True, metadata={"help": "Shorten the sentence before cutting the mention."})
     dataloader_num_workers: int = field(
-        default=0, metadata={"help": "DataLoader processes decoding images and making batches (0: none)."}
+        default_factory=default_num_workers,
+        metadata={"help": "DataLoader processes decoding images, augmenting and tokenizing, beside training (default: "
+                          "min(4, CPU count); 0: in the training process). They persist across epochs."},
     )
 
     @property
@@ -159,7 +168,9 @@ class TrainingArguments:
         default=42, metadata={"help": "Seed of the weights' initialisation, the data order and the augmentations."}
     )
     logging_steps: int = field(
-        default=10, metadata={"help": "Log loss, learning rate, temperature and samples/s every N steps."}
+        default=10,
+        metadata={"help": "Log loss, learning rate, temperature and samples/s every N steps; the steps' losses and "
+                          "embeddings are checked for NaN/inf at the same interval (and before each save)."},
     )
     checkpointing_steps: int = field(default=0, metadata={"help": "Resumable checkpoint every N steps (0: off)."})
     checkpoints_total_limit: int = field(default=2, metadata={"help": "Complete checkpoints kept on disk."})

@@ -134,7 +134,7 @@ class MentionEntityPairs(torch.utils.data.Dataset):
     """
 
     def __init__(self, rows: datasets.Dataset, args: DataArguments, *, train: bool, seed: int = 0):
-        self.rows, self.args, self.train, self.seed = rows, args, train, seed
+        self.args, self.train, self.seed = args, train, seed
         labels = rows["label"]
         self.indices = [index for index, label in enumerate(labels) if label >= 0 or not train]
         self.num_without_gold = sum(label < 0 for label in labels)
@@ -144,7 +144,20 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         # sentence, with keep_mention on (evaluation always keeps the mention, as the benchmark does).
         fits = sentence_before_mention(args.text_format) is not None and (args.keep_mention or not train)
         self.part_columns = {part: PART_COLUMNS[part] for part in template_parts(args.text_format)} if fits else {}
+        # Only the columns the tasks read: a row read in full would carry every image's bytes, needed or not.
+        self.rows = rows.select_columns(self._needed_columns(rows.column_names))
         self.epoch = 0
+
+    def _needed_columns(self, available: Sequence[str]) -> list[str]:
+        tasks = self.tasks if self.train else self.tasks[:1]
+        needed = ["id", "label", "candidate_qids"]
+        if any(task.mention_text for task in tasks):
+            needed += [self.text_column, *self.part_columns.values()]
+        if any(task.entity_text for task in tasks):
+            needed += ["candidate_names", "candidate_descriptions"]
+        needed += ["mention_image"] if any(task.mention_image for task in tasks) else []
+        needed += ["candidate_images"] if any(task.entity_image for task in tasks) else []
+        return [column for column in dict.fromkeys(needed) if column in available]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -153,8 +166,8 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         """Draw tasks and augmentations of ``epoch`` (named so that accelerate's own ``set_epoch`` leaves it be)."""
         self.epoch = epoch
 
-    def _rng(self, index: int) -> random.Random:
-        return random.Random(f"{self.seed}:{self.epoch}:{index}")
+    def _rng(self, index: int, epoch: int) -> random.Random:
+        return random.Random(f"{self.seed}:{epoch}:{index}")
 
     def _image(self, cell, rng: random.Random) -> tuple[Image.Image | None, int]:
         image, failed = decode_image(cell)
@@ -170,9 +183,12 @@ class MentionEntityPairs(torch.utils.data.Dataset):
         image, failed = self._image(row["candidate_images"][position], rng) if task.entity_image else (None, 0)
         return EntityView(text, image, task.entity_image, qid=row["candidate_qids"][position]), failed
 
-    def __getitem__(self, item: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        """Example ``item``, or ``(epoch, item)`` as `EpochPermutationSampler` yields it: the epoch travels with the
+        index because persistent DataLoader workers keep their own copy of this dataset (and of `use_epoch`)."""
+        epoch, item = item if isinstance(item, tuple) else (self.epoch, item)
         row = self.rows[self.indices[item]]
-        rng = self._rng(self.indices[item])
+        rng = self._rng(self.indices[item], epoch)
         task = self.tasks[rng.randrange(len(self.tasks))] if self.train else self.tasks[0]
         mention_image, failed = self._image(row["mention_image"], rng) if task.mention_image else (None, 0)
         text, parts = None, None
@@ -202,33 +218,54 @@ class PairCollator:
     """Turns examples into model inputs for each side (mentions, gold entities, hard negatives, candidates).
 
     A side is ``{modality: {"index": LongTensor, <model inputs>}}``, one entry per modality present in the batch,
-    so examples of several tasks can share a batch. Hard negatives and candidates are padded to a fixed number
-    per mention (missing slots stay out of every group and get NaN embeddings), which keeps shapes equal across
-    processes for the gather.
+    so examples of several tasks can share a batch. Every image of a group is present: a view whose image is
+    missing is routed here, on the CPU, where the model would route it (`CLIPNDModel.get_features`): an (I+T) view
+    to the text group when ``missing_image_fallback`` is ``"text"`` (its embedding is then its text embedding),
+    otherwise to no group (a NaN embedding, not present). The model can then embed each group without scanning it
+    for missing images (`CLIPNDModel.get_present_features`), and nothing waits for the device. Hard negatives and
+    candidates are padded to a fixed number per mention (padding slots stay out of every group and get NaN
+    embeddings), which keeps shapes equal across processes for the gather. ``truncated_texts`` counts the texts
+    cut to the model's context (the trainer reports the run's total once).
     """
 
-    def __init__(self, processor, text_format: str, *, train: bool, keep_mention: bool = True, num_slots: int = 3):
+    def __init__(self, processor, text_format: str, *, train: bool, keep_mention: bool = True, num_slots: int = 3,
+                 missing_image_fallback: str = "text"):  # fmt: skip
         self.processor, self.text_format, self.train = processor, text_format, train
         self.keep_mention, self.num_slots = keep_mention, num_slots
+        self.missing_image_fallback = missing_image_fallback
+        self.truncated = 0
 
     def _texts(self, views: list[EntityView]) -> dict[str, torch.Tensor]:
-        from modeling_clip_nd.processing_clip_nd import resolve_max_length, tokenize_texts
+        from modeling_clip_nd.processing_clip_nd import resolve_max_length, tokenize_and_count
 
         max_length = resolve_max_length(self.processor)
         texts = [view.text for view in views]
         if all(view.parts is not None for view in views):  # mention texts whose mention follows their sentence
             parts = [view.parts for view in views]
             texts = fit_mention_texts(self.processor, self.text_format, texts, parts, max_length, self.keep_mention)
-        encoded = tokenize_texts(self.processor, texts, max_length)
+        encoded, truncated = tokenize_and_count(self.processor, texts, max_length)
+        self.truncated += truncated
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def _group(self, view: EntityView | None) -> str | None:
+        """The encoders a view goes through, its image missing or not (see the class docstring)."""
+        if view is None or view.image is not None or not view.needs_image:
+            return view.modality if view is not None else None
+        return "T" if view.text is not None and self.missing_image_fallback == "text" else None
+
+    def _images(self, views: list[EntityView]) -> dict[str, torch.Tensor]:
+        image_processor = getattr(self.processor, "image_processor", self.processor)
+        pixel_values = image_processor(images=[view.image for view in views], return_tensors="pt")["pixel_values"]
+        if torch.isnan(pixel_values).any():  # checked here, once per batch, on the CPU: the model does not rescan
+            raise ValueError("The image processor returned NaN pixels for a present image; check its settings.")
+        return {"pixel_values": pixel_values}
 
     def side(self, views: list[EntityView | None]) -> dict[str, dict[str, torch.Tensor]]:
         """Model inputs of one side; ``None`` views are padding slots."""
-        from modeling_clip_nd import prepare_images
-
         groups: dict[str, dict[str, Any]] = {}
+        routes = [self._group(view) for view in views]
         for modality in ("T", "I", "IT"):
-            positions = [i for i, view in enumerate(views) if view is not None and view.modality == modality]
+            positions = [i for i, route in enumerate(routes) if route == modality]
             if not positions:
                 continue
             chosen = [views[i] for i in positions]
@@ -236,7 +273,7 @@ class PairCollator:
             if "T" in modality:
                 inputs.update(self._texts(chosen))
             if "I" in modality:
-                inputs.update(prepare_images(self.processor, [view.image for view in chosen]))
+                inputs.update(self._images(chosen))
             groups[modality] = inputs
         return groups
 
@@ -247,6 +284,7 @@ class PairCollator:
         return slots
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        self.truncated = 0
         batch = {
             "ids": [example["id"] for example in examples],
             "mentions": self.side([example["mention"] for example in examples]),
@@ -264,6 +302,7 @@ class PairCollator:
         else:
             batch["candidates"] = self.side(self._slots([example["candidates"] for example in examples]))
             batch["num_candidates"] = torch.tensor([len(example["candidates"]) for example in examples])
+        batch["truncated_texts"] = torch.tensor(self.truncated)
         return batch
 
 
@@ -282,8 +321,10 @@ class EpochPermutationSampler(torch.utils.data.Sampler):
         self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
+        """``(epoch, index)`` pairs (see `MentionEntityPairs.__getitem__`)."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator)[self.skip :].tolist())
+        order = torch.randperm(self.size, generator=generator)[self.skip :].tolist()
+        return iter([(self.epoch, index) for index in order])
 
     def __len__(self) -> int:
         return self.size - self.skip

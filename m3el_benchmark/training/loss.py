@@ -105,31 +105,24 @@ class GatheredContrastiveLoss(nn.Module):
             ids = [_gather(side_ids) for side_ids in ids]
         entity_embeds, entity_mask = torch.cat(embeds[1:], dim=0), torch.cat(masks[1:], dim=0)
         all_ids = torch.cat(ids, dim=0) if all(i is not None for i in ids) else None
-        return clip_nd_contrastive_loss(
-            embeds[0], entity_embeds, logit_scale, mention_mask=masks[0], entity_mask=entity_mask, entity_ids=all_ids
-        )
-
-
-def _present(model: nn.Module, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Which rows of a modality group have an input: all with text, except image-only rows without an image (and
-    (I+T) rows without one when the model has no text fallback)."""
-    rows = len(inputs["index"])
-    if "I" not in modality or ("T" in modality and model.config.missing_image_fallback == "text"):
-        return torch.ones(rows, dtype=torch.bool, device=inputs["index"].device)
-    return inputs["image_mask"].to(torch.bool)
+        # Masks hold only present, finite rows (`Embedded.usable`), and the trainer checks the loss itself.
+        return clip_nd_contrastive_loss(embeds[0], entity_embeds, logit_scale, mention_mask=masks[0],
+                                        entity_mask=entity_mask, entity_ids=all_ids, check_inputs=False)  # fmt: skip
 
 
 def embed_side(model: nn.Module, side: dict[str, dict[str, torch.Tensor]], size: int, dim: int) -> Embedded:
     """Embeddings of one side of a batch (see `PairCollator`): each modality group through its encoders, then
-    put back in example order. Rows that no group covers (padding slots) are NaN and not present."""
+    put back in example order. Every row of a group has its inputs (the collator routed missing images); rows that
+    no group covers (padding slots, missing images without a text fallback) are NaN and not present."""
     embeds = present = None
-    for modality, inputs in side.items():
-        features = model.get_features(**{key: value for key, value in inputs.items() if key != "index"})
+    for inputs in side.values():
+        features = model.get_present_features(**{key: value for key, value in inputs.items() if key != "index"})
         if embeds is None:
             embeds = features.new_full((size, features.shape[-1]), float("nan"))
             present = torch.zeros(size, dtype=torch.bool, device=features.device)
-        embeds = embeds.index_copy(0, inputs["index"], features)
-        present = present.index_copy(0, inputs["index"].to(present.device), _present(model, modality, inputs))
+        index = inputs["index"].to(features.device)
+        embeds = embeds.index_copy(0, index, features)
+        present = present.index_fill(0, index, True)
     if embeds is None:
         embeds = torch.full((size, dim), float("nan"), device=model.logit_scale.device)
         present = torch.zeros(size, dtype=torch.bool, device=embeds.device)

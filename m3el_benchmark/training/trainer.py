@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from modeling_clip_nd import CLIPNDConfig
@@ -30,10 +29,11 @@ from .checkpointing import (
     resume_state,
     save_checkpoint,
 )
-from .data import EpochPermutationSampler, MentionEntityPairs, PairCollator, check_trainable, open_training_split
-from .divergence import check_parameters_finite, check_step_finite
+from .data import check_trainable, open_training_split
+from .divergence import StepChecks, check_parameters_finite
 from .hub_upload import HubPublisher
 from .initialization import apply_lora, build_model, parameter_groups
+from .loaders import build_loaders, may_miss_images, needs_unused_parameters
 from .lora_adapter import BASE_DIR, model_folder, save_adapter_with_base
 from .loss import ContrastiveTrainingModule, GatheredContrastiveLoss
 from .run_folder import RunFolderLock, claim_checkpoints
@@ -73,13 +73,11 @@ class CLIPNDTrainer:
                  hub: HubPublisher | None = None):  # fmt: skip
         self.model_args, self.data_args, self.args, self.hub = model_args, data_args, args, hub
         self.output_dir = Path(args.output_dir)
-        # Unused towers (e.g. vision in Tm-Te) must not stall DDP's gradient reduction.
         self.accelerator = Accelerator(
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             mixed_precision=args.mixed_precision,
             log_with=trackers(args.report_to) or None,
             project_dir=str(self.output_dir),
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         set_seed(args.seed)
         self.changed_arguments: dict[str, tuple] = {}  # set by a resume with --allow_changed_arguments
@@ -109,10 +107,19 @@ class CLIPNDTrainer:
         if args.lora_r:
             self.model = apply_lora(self.model, args)
         self.num_slots = NUM_HARD_NEGATIVES if data_args.hard_negatives else 0
+        # DDP looks for parameters without a gradient (a graph traversal per step) only when a step can leave a
+        # tower out: a task without text or without images, or a batch whose images may all be missing.
+        unused = needs_unused_parameters(data_args.tasks, may_miss_images(train_rows, data_args.tasks))
+        self.accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=unused)
         self._build_loaders(train_rows, validation_rows)
         self._prepare_optimization()
         self.loss_fn = GatheredContrastiveLoss(gather=args.gather_features)
         self.state = TrainerState(arguments=self._flat_arguments())
+        self.step_checks = StepChecks()
+        # Undecodable images, truncated texts and batches without a usable pair, added up on the device; read at
+        # each check (the first goes to the state, which checkpoints save).
+        self.device_counts = torch.zeros(3, dtype=torch.long, device=self.accelerator.device)
+        self.run_counts = [0, 0]
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _check_negatives(self) -> None:
@@ -127,35 +134,11 @@ class CLIPNDTrainer:
             )
 
     def _build_loaders(self, train_rows, validation_rows) -> None:
-        text_format = self.data_args.text_format
-        self.train_pairs = MentionEntityPairs(train_rows, self.data_args, train=True, seed=self.args.seed)
-        if len(self.train_pairs) == 0:
-            raise ValueError(f"The {self.data_args.train_split!r} split of {self.data_args.dataset} has no mention "
-                             "whose gold entity is among its candidates; there is nothing to train on.")  # fmt: skip
-        self.sampler = EpochPermutationSampler(len(self.train_pairs), self.args.seed)
-        self.train_loader = DataLoader(
-            self.train_pairs,
-            batch_size=self.args.per_device_train_batch_size,
-            sampler=self.sampler,
-            collate_fn=PairCollator(
-                self.processor,
-                text_format,
-                train=True,
-                keep_mention=self.data_args.keep_mention,
-                num_slots=self.num_slots,
-            ),  # fmt: skip
-            num_workers=self.data_args.dataloader_num_workers,
-        )
-        self.validation_loader, self.eval_slots = None, 0
-        if validation_rows is not None and len(validation_rows):
-            pairs = MentionEntityPairs(validation_rows, self.data_args, train=False, seed=self.args.seed)
-            self.eval_slots = max(len(qids) for qids in validation_rows["candidate_qids"])
-            self.validation_loader = DataLoader(
-                pairs,
-                batch_size=self.args.per_device_eval_batch_size,
-                collate_fn=PairCollator(self.processor, text_format, train=False, num_slots=self.eval_slots),
-                num_workers=self.data_args.dataloader_num_workers,
-            )
+        fallback = self.model.config.missing_image_fallback
+        loaders = build_loaders(train_rows, validation_rows, self.processor, fallback, self.data_args, self.args,
+                                self.num_slots)  # fmt: skip
+        self.train_pairs, self.sampler, self.train_loader = loaders.pairs, loaders.sampler, loaders.train
+        self.validation_loader, self.eval_slots = loaders.validation, loaders.eval_slots
 
     def _prepare_optimization(self) -> None:
         args = self.args
@@ -204,15 +187,23 @@ class CLIPNDTrainer:
                 if epoch_finished or self.state.step >= self.total_steps:
                     stop = self._end_of_epoch()
             progress.close()
+            self._check_steps()
             if self.args.load_best_model_at_end:
                 self._record_final_outcome()  # the best weights were saved when reached
             else:
                 self._save_model()
         finally:  # a failed or interrupted run frees its folder too
             self._finish()
-        undecodable = int(self.accelerator.reduce(torch.tensor(self.state.undecodable_images), reduction="sum"))
+        totals = torch.tensor([self.state.undecodable_images, *self.run_counts], device=self.accelerator.device)
+        undecodable, truncated, pairless = self.accelerator.reduce(totals, reduction="sum").tolist()
         if undecodable:
             logger.warning("%d images failed to decode during training; they counted as missing.", undecodable)
+        if truncated:
+            logger.warning("%d training texts (mentions and entities, counted each time one was drawn) were longer "
+                           "than the model's context and were cut at the end.", truncated)  # fmt: skip
+        if pairless:
+            logger.warning("%d batches (per process) had no mention-entity pair with both sides present (missing "
+                           "images); their own pairs added nothing to the loss.", pairless)  # fmt: skip
         outcome = self._outcome()
         kept = outcome.kept_validation()
         return TrainResult(self.output_dir, kept["accuracy"] if kept else None, self.state.step, undecodable,
@@ -227,13 +218,14 @@ class CLIPNDTrainer:
         for batch in self.train_loader:
             loss = self._train_step(batch)
             self.state.batches_done_in_epoch += 1
-            self.state.undecodable_images += int(batch["undecodable_images"])
+            self.device_counts[:2] += torch.stack([batch["undecodable_images"], batch["truncated_texts"]])
             if not self.accelerator.sync_gradients:
                 continue
             self.state.step += 1
             progress.update(1)
             self._log(loss)
             if self.args.checkpointing_steps and self.state.step % self.args.checkpointing_steps == 0:
+                self._check_steps()
                 self._check_parameters_finite()
                 limit = self.args.checkpoints_total_limit
                 saved = save_checkpoint(self.accelerator, self.output_dir, self.state, limit)
@@ -249,7 +241,9 @@ class CLIPNDTrainer:
             ids = {"entity_ids": batch["entity_ids"], "negative_ids": batch.get("negative_ids")}
             loss = self.loss_fn(mentions, entities, logit_scale, negatives, **ids)
             sides = [side for side in (mentions, entities, negatives) if side is not None]
-            self._check_finite(loss, torch.stack([side.non_finite() for side in sides]).any(), batch)
+            bad_embeddings = torch.stack([side.non_finite() for side in sides]).any()
+            self.device_counts[2] += ~(mentions.usable() & entities.usable()).any()
+            self.step_checks.record(loss, bad_embeddings, self.state, batch["ids"])
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.args.max_grad_norm > 0:
                 self.accelerator.clip_grad_norm_(self.module.parameters(), self.args.max_grad_norm)
@@ -258,8 +252,14 @@ class CLIPNDTrainer:
             self.optimizer.zero_grad()
         return loss.detach()
 
-    def _check_finite(self, loss: torch.Tensor, bad_embeddings: torch.Tensor, batch: dict) -> None:
-        check_step_finite(self.accelerator, loss, bad_embeddings, self.state, batch["ids"], self.output_dir)
+    def _check_steps(self) -> None:
+        """Read what the device accumulated since the last check (every process at once): stop if a step was not
+        finite, and move the batches' counts to the state (which a checkpoint saves)."""
+        self.step_checks.check(self.accelerator, self.state, self.output_dir)
+        undecodable, *counts = self.device_counts.tolist()
+        self.device_counts.zero_()
+        self.state.undecodable_images += undecodable
+        self.run_counts = [total + count for total, count in zip(self.run_counts, counts, strict=True)]
 
     def _check_parameters_finite(self) -> None:
         model = self.accelerator.unwrap_model(self.module).model
@@ -276,6 +276,7 @@ class CLIPNDTrainer:
     def _log(self, loss: torch.Tensor) -> None:
         if self.state.step % max(self.args.logging_steps, 1) and self.state.step != self.total_steps:
             return
+        self._check_steps()
         loss = float(self.accelerator.reduce(loss, reduction="mean"))
         now, (since, last_step) = time.perf_counter(), self._last_log
         samples = (self.state.step - last_step) * self.args.per_device_train_batch_size
@@ -298,6 +299,7 @@ class CLIPNDTrainer:
     def _end_of_epoch(self) -> bool:
         """Validate (saving the model if it is the best so far and ``--load_best_model_at_end`` asks to keep the
         best), move to the next epoch; return whether early stopping says stop."""
+        self._check_steps()
         finished_epoch = self.state.epoch
         self.state.epoch += 1
         self.state.batches_done_in_epoch = 0
@@ -381,6 +383,7 @@ class CLIPNDTrainer:
 
     def _save_model(self) -> None:
         """Write the model (merged or adapter with LoRA), its processor and card to ``output_dir``, atomically."""
+        self._check_steps()
         self._check_parameters_finite()
         if self.accelerator.is_main_process:
             model = self._exportable_model()  # a merged LoRA model is a copy: make it where it is saved

@@ -199,7 +199,8 @@ def image_resolver(
     src: Path, config: ExportConfig, kind: type[ImageResolver] = ImageResolver
 ) -> ImageResolver:  # fmt: skip
     """The ``kind`` of `ImageResolver` for the source folder ``src``, with the export's image checks."""
-    return kind(src, decode_check=config.decode_check, max_pixels=config.max_pixels, max_bytes=config.max_image_bytes)
+    return kind(src, decode_check=config.decode_check, max_pixels=config.max_pixels, max_bytes=config.max_image_bytes,
+                image_check=config.image_check)
 
 
 def source_folder(src_dir: str | os.PathLike) -> Path:
