@@ -188,7 +188,7 @@ def load_encoders(args: DWEPlusTrainingArguments, device) -> tuple[DWEPlusFeatur
 def train(args: DWEPlusTrainingArguments) -> Path:
     """Extract features, train the head, keep the best on validation; return the saved folder."""
     # 1. Accelerator, seed, encoders and features (each unique input encoded once, through the cache).
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(args.report_to),
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(args.report_to) or None,
                               project_dir=args.output_dir)  # fmt: skip
     set_seed(args.seed)
     extractor, detector_info = load_encoders(args, accelerator.device)
