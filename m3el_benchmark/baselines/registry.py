@@ -45,6 +45,9 @@ class Architecture:
     model_class: str
     adapter: type[EmbeddingAdapter]
     module: str = "transformers"
+    processor_of_model: bool = False
+    """The loaded model carries its processor (``model.processor``): a system folder whose ``config.json`` names a
+    ``model_type`` transformers does not know, so `AutoProcessor` would warn about it."""
 
     def load_class(self) -> type:
         """Import the model class (CLIP-ND's module also registers it with transformers' Auto classes)."""
@@ -59,7 +62,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "flava": Architecture("FlavaModel", FlavaAdapter),
     "owlvit": Architecture("OwlViTModel", OwlViTAdapter),
     "siglip": Architecture("SiglipModel", SiglipAdapter),
-    "dwe_plus": Architecture("DWEPlusModel", DWEPlusAdapter, module="m3el_benchmark.systems.dwe_plus.adapter"),
+    "dwe_plus": Architecture("DWEPlusModel", DWEPlusAdapter, module="m3el_benchmark.systems.dwe_plus.adapter",
+                             processor_of_model=True),
 }
 """Supported ``model_type`` values of ``config.json``."""
 
@@ -226,7 +230,10 @@ def load_adapter(
     model_class = architecture.load_class()
     hub_kwargs = {"revision": request.revision, "cache_dir": hub_cache_dir(cache_dir), "local_files_only": local_only}
     model = model_class.from_pretrained(request.source, dtype=dtype, **hub_kwargs).to(device).eval()
-    processor = transformers.AutoProcessor.from_pretrained(request.source, **hub_kwargs)
+    if architecture.processor_of_model:
+        processor = model.processor
+    else:
+        processor = transformers.AutoProcessor.from_pretrained(request.source, **hub_kwargs)
     folder = Path(request.source)
     revision = _folder_revision(folder) if folder.is_dir() else _hub_revision(request, cache_dir)
     info = ModelInfo(

@@ -39,6 +39,7 @@ class DWEPlusModel(torch.nn.Module):
         self.head, self.extractor = head.eval(), extractor
         self.clip_model, self.detector_model = extractor.clip.model, extractor.detector.model  # moved with .to()
         self.config = head.config
+        self.processor = extractor.clip.processor  # the CLIP's: DWE+ reads its inputs through the CLIP it sits on
 
     @classmethod
     def from_pretrained(
