@@ -3,8 +3,9 @@
 `encode_unique` is the one entry point, for texts, images and (text, image) pairs alike, and for any caller: the
 candidate protocol here, whole-knowledge-base ranking later. It looks every key up in the cache, deals the rest
 out to the processes, encodes them in batches (texts sorted by length so that padding is small; images decoded
-in DataLoader workers), gathers the embeddings on every process and caches them. An image that fails to decode
-gets a NaN embedding: it is scored as missing, never as a blank image.
+in DataLoader workers; results moved to the host without a sync per batch, `HostCopies`), gathers the embeddings
+on every process and caches them once all are in. An image that fails to decode gets a NaN embedding: it is
+scored as missing, never as a blank image.
 
 `EncodingStats` counts the rows that actually reached the adapter's ``encode_*`` methods (``encoded``), the cache
 hits (``cached``) and the undecodable inputs, fresh or read back from the cache as NaN rows (``undecodable``), so
