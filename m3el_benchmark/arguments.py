@@ -15,7 +15,7 @@ from m3el_benchmark.cli import package_version
 from m3el_benchmark.evaluation.data import check_names
 from m3el_benchmark.evaluation.dataset_specs import PROTOCOLS, DatasetSpec, dataset_specs
 from m3el_benchmark.evaluation.figures import FigureSettings
-from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
+from m3el_benchmark.evaluation.kb_ranking import BACKENDS, KBRankingSettings
 from m3el_benchmark.evaluation.tables import TABLE_METRICS
 from m3el_benchmark.run_logging import QUIET_HELP, VERBOSE_HELP, verbosity_from_flags
 from m3el_dataset.constants import ALL_SPLITS, TASKS, TEXT_FORMATS, TOPICS
@@ -60,7 +60,24 @@ class BenchmarkArguments:
         metadata={"help": "Published figures printed beside ours for --dataset (a key of m3el_dataset.published, "
                   "e.g. m3el); a `datasets` entry names its own."},
     )
-    kb_chunk_size: int = field(default=16384, metadata={"help": "KB entities per matrix product (kb protocol)."})
+    kb_chunk_size: int = field(
+        default=KBRankingSettings.chunk_size, metadata={"help": "KB entities per matrix product (kb protocol)."}
+    )
+    kb_backend: str = field(
+        default=KBRankingSettings.backend,
+        metadata={"choices": list(BACKENDS), "help": (
+            f"How the kb protocol counts each gold's rank, of {', '.join(BACKENDS)} (default "
+            f"{KBRankingSettings.backend}); every backend gives the same figures. 'faiss' (pip install 'm3el[faiss]') "
+            "lists each mention's top-k entities first; it is not the default because ranks are counted, never "
+            "sorted: an exact MR/MRR needs every score of a mention the top-k leaves undecided, and on CPU FAISS's "
+            "search costs about as much as the whole count (benchmark/perf/perf_kb.py)."
+        )},
+    )  # fmt: skip
+    kb_mention_batch: int = field(
+        default=KBRankingSettings.mention_batch,
+        metadata={"help": f"Mentions per kb ranking tile (kb protocol; default {KBRankingSettings.mention_batch}): "
+                  "larger matrix products run faster per score; memory is one mentions x kb_chunk_size tile."},
+    )  # fmt: skip
     table5_metrics: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={"help": f"Table 5 columns per dataset, of {', '.join(TABLE_METRICS)}."},
@@ -127,9 +144,18 @@ class BenchmarkArguments:
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
         self.text_token_overrides()  # fail early on a bad entry
-        KBRankingSettings(chunk_size=self.kb_chunk_size)
+        self.kb_settings()  # fail early on a bad value, or on --kb_backend faiss without FAISS
         self.dataset_specs()  # fail early on a bad entry
         self.verbosity  # noqa: B018 - refuses -v with -q
+
+    def kb_settings(self) -> KBRankingSettings:
+        """The kb protocol's settings, from ``--kb_chunk_size``, ``--kb_backend`` and ``--kb_mention_batch``."""
+        try:
+            return KBRankingSettings(
+                chunk_size=self.kb_chunk_size, backend=self.kb_backend, mention_batch=self.kb_mention_batch
+            )
+        except ValueError as error:
+            raise ValueError(f"{error} (arguments --kb_chunk_size, --kb_backend, --kb_mention_batch)") from error
 
     @property
     def verbosity(self) -> int:

@@ -49,7 +49,6 @@ from m3el_benchmark.evaluation.dataset_specs import DatasetSpec
 from m3el_benchmark.evaluation.encoding import EncodingSettings, evaluation_precision
 from m3el_benchmark.evaluation.evaluate import ModelEvaluation, evaluate_model, merge_evaluations
 from m3el_benchmark.evaluation.figures import FigureSettings
-from m3el_benchmark.evaluation.kb_ranking import KBRankingSettings
 from m3el_benchmark.evaluation.outputs import summary, write_outputs
 from m3el_benchmark.evaluation.scoring import Setting, settings_for
 from m3el_benchmark.evaluation.tables import TableLayout
@@ -162,7 +161,7 @@ def run_model(request, loaded: list[LoadedDataset], accelerator, args) -> ModelE
     adapter = load_adapter(request, accelerator.device, dtype, args.model_cache_dir, keep_mention)
     encoding = EncodingSettings(batch_size=args.batch_size, num_workers=args.num_workers)
     cache_root = None if args.no_cache else _cache_root(args) / "embeddings"
-    kb_settings = KBRankingSettings(chunk_size=args.kb_chunk_size)
+    kb_settings = args.kb_settings()
     evaluations = []
     for data in loaded:
         check_model_supports(adapter, data.spec)

@@ -76,6 +76,29 @@ def test_no_bar_for_zero_length_work_nor_nested_in_a_log_file_nor_when_quiet(cap
     assert "\x1b[A" not in capsys.readouterr().err
 
 
+class _CountedIterable:
+    """An iterable with a length that counts how often it is iterated (a DataLoader starts workers each time)."""
+
+    def __init__(self, items: list[int]):
+        self.items, self.iterations = items, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        self.iterations += 1
+        return iter(self.items)
+
+
+@pytest.mark.parametrize("disable", [False, True])
+def test_a_bar_iterates_its_iterable_once_and_keeps_its_length(disable, capsys):
+    iterable = _CountedIterable([3, 1, 2])
+    bar = progress_bar(iterable, desc="work", disable=disable)
+    assert list(bar) == [3, 1, 2]
+    assert iterable.iterations == 1  # tqdm.auto alone would iterate it twice, starting a DataLoader's workers twice
+    assert bar.total == 3
+
+
 def test_quiet_and_verbose_set_our_and_the_libraries_levels(capsys):
     with run_logging(QUIET):
         ours.info("info, quiet")

@@ -3,8 +3,9 @@
 `encode_unique` is the one entry point, for texts, images and (text, image) pairs alike, and for any caller: the
 candidate protocol here, whole-knowledge-base ranking later. It looks every key up in the cache, deals the rest
 out to the processes, encodes them in batches (texts sorted by length so that padding is small; images decoded
-in DataLoader workers), gathers the embeddings on every process and caches them. An image that fails to decode
-gets a NaN embedding: it is scored as missing, never as a blank image.
+in DataLoader workers; results moved to the host without a sync per batch, `HostCopies`), gathers the embeddings
+on every process and caches them once all are in. An image that fails to decode gets a NaN embedding: it is
+scored as missing, never as a blank image.
 
 `EncodingStats` counts the rows that actually reached the adapter's ``encode_*`` methods (``encoded``), the cache
 hits (``cached``) and the undecodable inputs, fresh or read back from the cache as NaN rows (``undecodable``), so
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -137,6 +139,45 @@ def _batch_rows(inputs: Mapping[str, torch.Tensor]) -> int:
     return int(next(iter(inputs.values())).shape[0])
 
 
+class HostCopies:
+    """Embeddings moved to the host in order without stalling the device loop.
+
+    On CUDA each batch is copied (non-blocking) into pinned memory and read only once ``lag`` later batches have
+    been queued, when its copy is long done, so the loop never waits on the GPU for its own results; everywhere else
+    a batch is copied at once (on CPU there is nothing to wait for). `result` waits for the last copies.
+    """
+
+    def __init__(self, device: torch.device, lag: int = 2):
+        self.staged = device.type == "cuda"
+        self.lag = lag
+        self.pending: deque[tuple[torch.Tensor, torch.cuda.Event]] = deque()
+        self.done: list[np.ndarray] = []
+
+    def add(self, embeddings: torch.Tensor) -> None:
+        """Start moving one batch of embeddings (any dtype, on any device) to the host as float32."""
+        if not self.staged:
+            self.done.append(embeddings.float().cpu().numpy())
+            return
+        pinned = torch.empty(embeddings.shape, dtype=torch.float32, pin_memory=True)
+        pinned.copy_(embeddings, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.pending.append((pinned, event))
+        while len(self.pending) > self.lag:
+            self._collect()
+
+    def _collect(self) -> None:
+        pinned, event = self.pending.popleft()
+        event.synchronize()
+        self.done.append(pinned.numpy().copy())  # a pageable copy: the pinned block goes back to be reused
+
+    def result(self) -> np.ndarray:
+        """Every batch added, in order, as one float32 array (empty of shape ``(0,)`` when none was added)."""
+        while self.pending:
+            self._collect()
+        return np.concatenate(self.done) if self.done else np.zeros((0,), dtype=np.float32)
+
+
 def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple[np.ndarray, np.ndarray, int]:
     """Encode this process's payloads in order; return the embeddings of the decodable ones, which those are, and
     the number of rows passed to the adapter's encode method."""
@@ -147,15 +188,15 @@ def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple
         collate_fn=_Collator(adapter, kind),
     )
     encode = {TEXT: adapter.encode_texts, IMAGE: adapter.encode_images, PAIR: adapter.encode_pairs}[kind]
-    chunks, masks, passed = [], [], 0
+    host, masks, passed = HostCopies(adapter.device), [], 0
     bar = progress_bar(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process)
     for inputs, present in bar:
         masks.append(present.numpy())
         if inputs is not None:
             passed += _batch_rows(inputs)
-            chunks.append(encode(inputs).float().cpu().numpy())
+            host.add(encode(inputs))
     present = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
-    return (np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.float32)), present, passed
+    return host.result(), present, passed
 
 
 def _expand(vectors: np.ndarray, present: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
