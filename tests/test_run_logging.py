@@ -183,3 +183,16 @@ def test_help_shows_v_and_q(parse, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--verbose [VERBOSE], -v [VERBOSE]" in help_text and "--quiet [QUIET], -q [QUIET]" in help_text
     assert "warnings and errors only" in help_text
+
+
+@pytest.mark.parametrize(("argv", "level"), [([], logging.INFO), (["-q"], logging.WARNING), (["-v"], logging.DEBUG)])
+def test_dwe_plus_training_takes_v_and_q(argv, level, monkeypatch):
+    from m3el_benchmark.systems.dwe_plus import training as dwe_training
+
+    seen = []
+    level_of_run = logging.getLogger("m3el_benchmark").getEffectiveLevel
+    monkeypatch.setattr(dwe_training, "train", lambda args: seen.append(level_of_run()))
+    dwe_training.main(argv)
+    assert seen == [level]
+    with pytest.raises(ValueError, match="--verbose and --quiet"):
+        dwe_training.main(["-v", "-q"])

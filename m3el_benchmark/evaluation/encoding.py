@@ -186,6 +186,7 @@ def _encode_local(adapter, kind, payloads, settings, desc, accelerator) -> tuple
         batch_size=settings.batch_size,
         num_workers=settings.num_workers if kind != TEXT else 0,
         collate_fn=_Collator(adapter, kind),
+        pin_memory=torch.device(adapter.device).type == "cuda",  # page-locked batches copy to the GPU asynchronously
     )
     encode = {TEXT: adapter.encode_texts, IMAGE: adapter.encode_images, PAIR: adapter.encode_pairs}[kind]
     host, masks, passed = HostCopies(adapter.device), [], 0

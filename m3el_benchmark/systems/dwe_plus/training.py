@@ -32,7 +32,7 @@ from ...baselines.registry import BASELINES, ModelRequest, load_adapter
 from ...evaluation.data import load_mentions
 from ...evaluation.encoding import EncodingSettings
 from ...m3el_accuracy.ranking_metrics import gold_ranks
-from ...run_logging import DEFAULT, main_process_from_environment, run_logging
+from ...run_logging import QUIET_HELP, VERBOSE_HELP, main_process_from_environment, run_logging, verbosity_from_flags
 from ...training.checkpointing import (
     TrainerState,
     changed_arguments,
@@ -81,12 +81,14 @@ class DWEPlusTrainingArguments:
     num_train_epochs: int = field(default=300)
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (-1: the epochs decide)."})
     eval_steps: int = field(default=500, metadata={"help": "Validate (and checkpoint) every this many steps."})
-    checkpoints_total_limit: int = field(default=2)
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     resume: bool = field(default=False, metadata={"help": "Continue from the latest checkpoint of output_dir."})
     report_to: str = field(default="none", metadata={"help": "none, auto, tensorboard, wandb, ..."})
     cache_dir: str | None = field(default=None, metadata={"help": "Embedding cache (default: no cache)."})
     model_cache_dir: str | None = field(default=None, metadata={"help": "Hugging Face Hub cache for the models."})
     seed: int = field(default=114514, metadata={"help": "DWE's seed."})
+    verbose: bool = field(default=False, metadata={"aliases": ["-v"], "help": VERBOSE_HELP})
+    quiet: bool = field(default=False, metadata={"aliases": ["-q"], "help": QUIET_HELP})
 
     def head_config(self, feature_dim: int, clip_revision: str) -> DWEPlusConfig:
         """The `DWEPlusConfig` these arguments describe, on features of width ``feature_dim``."""
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> Path:
     (args,) = HfArgumentParser(DWEPlusTrainingArguments).parse_args_into_dataclasses(
         args=list(sys.argv[1:] if argv is None else argv)
     )
-    with run_logging(DEFAULT, *main_process_from_environment()):
+    with run_logging(verbosity_from_flags(args.verbose, args.quiet), *main_process_from_environment()):
         return train(args)
 
 
