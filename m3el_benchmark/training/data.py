@@ -254,8 +254,9 @@ class PairCollator:
         return "T" if view.text is not None and self.missing_image_fallback == "text" else None
 
     def _images(self, views: list[EntityView]) -> dict[str, torch.Tensor]:
-        image_processor = getattr(self.processor, "image_processor", self.processor)
-        pixel_values = image_processor(images=[view.image for view in views], return_tensors="pt")["pixel_values"]
+        from modeling_clip_nd import prepare_images
+
+        pixel_values = prepare_images(self.processor, [view.image for view in views])["pixel_values"]  # all present
         if torch.isnan(pixel_values).any():  # checked here, once per batch, on the CPU: the model does not rescan
             raise ValueError("The image processor returned NaN pixels for a present image; check its settings.")
         return {"pixel_values": pixel_values}
