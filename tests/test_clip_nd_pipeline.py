@@ -3,14 +3,11 @@
 import json
 import math
 import os
-import subprocess
-import sys
-import sysconfig
-import textwrap
 
 import datasets
 import pytest
 import torch
+from fresh_process import last_json_line, run_without_the_package
 from tiny_clip import random_images, save_tiny_clip, tiny_processor
 from transformers import pipeline
 
@@ -211,17 +208,10 @@ def test_bad_inputs_raise_clear_errors(linker, inputs, kwargs, match):
 
 # ---------------------------------------------------------------- a process that cannot import the package
 
-_FRESH_PROCESS_SCRIPT = textwrap.dedent(
-    """
+_FRESH_PROCESS_SCRIPT = """
     import json, sys
     import numpy as np
     from PIL import Image
-    try:
-        import modeling_clip_nd
-    except ImportError:
-        pass
-    else:
-        sys.exit("modeling_clip_nd must not be importable here")
     from transformers import pipeline
     model_dir, card_task = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(3)
@@ -238,33 +228,14 @@ _FRESH_PROCESS_SCRIPT = textwrap.dedent(
     out["card"] = card_pipeline(images[0], candidate_labels=["a city", "a person"])
     print(json.dumps(out))
     """
-)
 
 
 def test_the_pipeline_and_the_cards_task_load_in_a_process_that_cannot_import_the_package(tmp_path, model_dir, model):
     card_task = build_model_card(model.config).data.pipeline_tag
-    script = tmp_path / "link.py"
-    script.write_text(_FRESH_PROCESS_SCRIPT)
-    # `-S` skips the .pth files (an editable install of m3el is one); PYTHONPATH then offers only site-packages.
-    site_packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(site_packages),
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-S", str(script), str(model_dir), card_task, json.dumps(CANDIDATES)],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,  # never wait on a trust_remote_code prompt
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_without_the_package(_FRESH_PROCESS_SCRIPT, [str(model_dir), card_task, json.dumps(CANDIDATES)],
+                                     tmp_path)  # fmt: skip
     assert "is not supported for" not in result.stderr  # the card's task takes CLIP-ND without complaint
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = last_json_line(result)
     images = random_images(4, seed=3)
     text = "Paris is the capital of France"
     with_images = [{**c, "image": image} for c, image in zip(CANDIDATES, images[1:], strict=True)]

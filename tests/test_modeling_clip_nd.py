@@ -6,13 +6,12 @@ import math
 import os
 import subprocess
 import sys
-import sysconfig
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from fresh_process import last_json_line, run_without_the_package
 from tiny_clip import MAX_TEXT_TOKENS, random_images, save_tiny_clip, tiny_clip_config, tiny_processor
 from transformers import AutoConfig, AutoModel, AutoProcessor, CLIPModel, CLIPProcessor
 
@@ -212,16 +211,9 @@ def test_save_pretrained_round_trip_through_auto_model(tmp_path, model, tester):
         torch.testing.assert_close(loaded.get_text_features(**inputs), model.get_text_features(**inputs))
 
 
-_FRESH_PROCESS_SCRIPT = textwrap.dedent(
-    """
+_FRESH_PROCESS_SCRIPT = """
     import json, sys
     import torch
-    try:
-        import modeling_clip_nd
-    except ImportError:
-        pass
-    else:
-        sys.exit("modeling_clip_nd must not be importable here")
     from transformers import AutoModel, AutoProcessor
     model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
     # AutoTokenizer reads config.json, whose auto_map needs the same permission as the model.
@@ -232,7 +224,6 @@ _FRESH_PROCESS_SCRIPT = textwrap.dedent(
     names = {"class": type(model).__name__, "processor": type(processor).__name__}
     print(json.dumps({**names, "embeds": embeds.tolist()}))
     """
-)
 
 
 def test_the_model_package_imports_nothing_of_the_dataset_or_the_benchmark():
@@ -251,27 +242,8 @@ def test_remote_code_loads_in_a_process_that_cannot_import_the_package(tmp_path,
     model_dir = tmp_path / "clip_nd"
     model.save_pretrained(model_dir)
     tiny_processor().save_pretrained(model_dir)
-    script = tmp_path / "load.py"
-    script.write_text(_FRESH_PROCESS_SCRIPT)
-    # `-S` skips the .pth files (an editable install of m3el is one); PYTHONPATH then offers only site-packages.
-    site_packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(site_packages),
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-S", str(script), str(model_dir)],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,  # never wait on a trust_remote_code prompt
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_without_the_package(_FRESH_PROCESS_SCRIPT, [str(model_dir)], tmp_path, timeout=120)
+    loaded = last_json_line(result)
     assert (loaded["class"], loaded["processor"]) == ("CLIPNDModel", "CLIPProcessor")
     inputs = tiny_processor()(text=["a cat"], return_tensors="pt")
     with torch.no_grad():

@@ -1,15 +1,11 @@
 """Publishing from training (``--push_to_hub``, against a mocked `HfApi`) and LoRA adapter runs that load back."""
 
 import json
-import os
-import subprocess
-import sys
-import sysconfig
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from fresh_process import last_json_line, run_without_the_package
 from huggingface_hub.utils import filter_repo_objects
 from tiny_clip import save_tiny_clip, tiny_processor
 
@@ -133,8 +129,7 @@ def test_a_repo_that_cannot_be_created_stops_the_run_before_training(tmp_path, s
 
 
 # ------------------------------------------------------------------------------------------------ LoRA adapter
-_FRESH_PROCESS_SCRIPT = textwrap.dedent(
-    """
+_FRESH_PROCESS_SCRIPT = """
     import json, sys
     import torch
     from peft import AutoPeftModel
@@ -150,7 +145,6 @@ _FRESH_PROCESS_SCRIPT = textwrap.dedent(
     out["module"] = type(model).__module__
     print(json.dumps(out))
     """
-)
 TEXTS = ["the eiffel tower", "a cat on a mat"]
 
 
@@ -211,15 +205,7 @@ def test_lora_adapter_run_writes_a_real_card_and_loads_back_with_auto_peft_model
             AutoModel.from_pretrained(out, trust_remote_code=True)
 
     # Where our package cannot be imported, both loaders build CLIP-ND from the folder's remote code.
-    script = tmp_path / "load.py"
-    script.write_text(_FRESH_PROCESS_SCRIPT)
-    site_packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(site_packages), "HF_MODULES_CACHE": str(tmp_path / "modules"),
-           "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    result = subprocess.run([sys.executable, "-S", str(script), str(out), json.dumps(TEXTS)], cwd=tmp_path, env=env,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = last_json_line(run_without_the_package(_FRESH_PROCESS_SCRIPT, [str(out), json.dumps(TEXTS)], tmp_path))
     assert loaded["module"].startswith("transformers_modules.")
     for name in ("auto_peft", "auto_model"):
         torch.testing.assert_close(torch.tensor(loaded[name]), expected, atol=1e-5, rtol=1e-5, msg=name)
