@@ -299,9 +299,14 @@ def test_gan21_published_figures_are_marked_with_source_and_protocol():
     assert not any("Gan" in f.source for figures in PUBLISHED_FIGURES.values() for f in figures)  # not M3EL's
 
 
-def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path):
+def test_weights_are_chosen_on_validation_from_the_grid(clip, sample, tmp_path, monkeypatch):
+    from m3el_benchmark.evaluation import evaluate
     from m3el_benchmark.systems.gan21.selection import choose_weights
 
+    def no_gallery(*args, **kwargs):
+        raise AssertionError("a weight choice reads only the figures: no gallery of mistakes is built")
+
+    monkeypatch.setattr(evaluate, "build_gallery", no_gallery)
     validation = load_mentions(sample, ["validation"], text_formats=[FORMAT])
     run = (Accelerator(cpu=True), EncodingSettings(batch_size=8, num_workers=0), tmp_path / "cache", [FORMAT])
     adapter, settings = load_adapter(parse_model_spec(f"CLIP={clip}")), settings_for(["Tm-Te", "Im-Ie"], [FORMAT])

@@ -137,6 +137,8 @@ def evaluate_model(
     kb_settings: KBRankingSettings | None = None,
     figure_settings: FigureSettings | None = None,
     protocol: str | None = None,
+    *,
+    gallery: bool = True,
 ) -> ModelEvaluation:
     """Encode what ``settings`` need (each unique input once, through the cache) and compute every figure.
 
@@ -144,6 +146,8 @@ def evaluate_model(
     candidates; ``protocol="retrieved"`` (with ``kb``) ranks it among its top-100 name matches instead
     (`retrieval`), with DWE's optimistic-tie figures beside ours. ``dataset`` names the dataset in the records;
     ``figure_settings`` sets the nil policy and the bootstrap (default: gold-absent mentions count as wrong).
+    ``gallery`` keeps a seeded sample of mistakes for the report (candidates protocol); a caller that reads only
+    the figures (e.g. a weight choice on validation) turns it off.
     """
     start = time.perf_counter()
     cache = EmbeddingCache(cache_root, model_cache_key(adapter.info, type(adapter).__name__))
@@ -176,7 +180,7 @@ def evaluate_model(
             scorer = KBScorer(mentions, kb, tables, text_formats, kb_settings, adapter.image_weight, joint)
         if joint is not None:
             joint.fit(scorer)
-        if kb is None:  # the gallery shows a mention's candidates
+        if kb is None and gallery:  # the gallery shows a mention's candidates
             mistakes = MistakeSample.for_mentions(len(mentions), len(settings), figure_settings.seed,
                                                   include_absent=figure_settings.nil_policy == "wrong")  # fmt: skip
         batch_size = encoding.batch_size if kb is None else kb_settings.mention_batch  # a KB tile wants more rows

@@ -73,11 +73,12 @@ def choose_weights(
     """
     config = config or JointConfig()
     own = getattr(adapter, "joint_step", None)
-    figures = FigureSettings(nil_policy, n_resamples=1)  # only ACC is read, never its interval
+    figures = FigureSettings(nil_policy, n_resamples=1)  # only ACC is read, never its interval nor a mistake
 
     def evaluate(candidate: JointConfig) -> list[dict[str, Any]]:
         adapter.joint_step = Gan21JointStep(candidate)
-        return evaluate_model(adapter, validation, settings, *run, VALIDATION_SPLIT, kb, kb_settings, figures).records
+        return evaluate_model(adapter, validation, settings, *run, VALIDATION_SPLIT, kb, kb_settings, figures,
+                              gallery=False).records  # fmt: skip
 
     try:
         accuracies = grid_accuracies(evaluate, config, grid)
